@@ -165,6 +165,7 @@ func loadDocument(o *options, d *Document) (*Config, error) {
 		if !o.noEnv && !o.noOverlay {
 			d.ApplyEnvOverlay(o.lookup)
 		}
+		d.fillOTLPEndpoints()
 		if o.overrideService != "" {
 			d.setServiceName(o.overrideService, Origin{Kind: OriginOption, Detail: "WithServiceNameOverride"}, false)
 		}

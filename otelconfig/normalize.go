@@ -186,3 +186,24 @@ func isDigits(s string) bool {
 	}
 	return true
 }
+
+// fillOTLPEndpoints gives every OTLP exporter without an endpoint the
+// specification's default (localhost:4317 for gRPC, localhost:4318 plus
+// the signal path for HTTP). The format makes endpoint optional, but
+// otelconf v0.27.0 refuses an exporter without one.
+func (d *Document) fillOTLPEndpoints() {
+	for _, s := range signals {
+		for _, e := range s.otlpConfigs(d.Root) {
+			if !isNull(mapGet(e.cfg, "endpoint")) {
+				continue
+			}
+			ep := "http://localhost:4317"
+			if e.kind == "otlp_http" {
+				ep = "http://localhost:4318" + s.path
+			}
+			v := strNode(ep)
+			mapSet(e.cfg, "endpoint", v)
+			d.setOrigin(v, Origin{Kind: OriginDefault, Detail: "OTLP default endpoint"})
+		}
+	}
+}

@@ -177,6 +177,11 @@ func (d *Document) add(sev Severity, code string, line, col int, path, msg, hint
 	if len(args) > 0 {
 		msg = fmt.Sprintf(msg, args...)
 	}
+	// The parser can place an implicit node just past the end of the
+	// file; a position always points into it.
+	if n := countLines(d.Source); line > n {
+		line, col = n, 1
+	}
 	d.Diagnostics = append(d.Diagnostics, Diagnostic{
 		Severity: sev, Code: code, File: d.Name, Line: line, Column: col,
 		Path: path, Message: msg, Hint: hint,
@@ -379,4 +384,21 @@ func firstNonBlank(src []byte, n int) int {
 		}
 	}
 	return 1
+}
+
+// countLines counts lines as YAML does: LF, CRLF and a lone CR end one.
+func countLines(src []byte) int {
+	n := 1
+	for i := 0; i < len(src); i++ {
+		switch src[i] {
+		case '\n':
+			n++
+		case '\r':
+			if i+1 < len(src) && src[i+1] == '\n' {
+				i++
+			}
+			n++
+		}
+	}
+	return n
 }
