@@ -45,6 +45,8 @@ type options struct {
 	mpOpts      []sdkmetric.Option
 	lpOpts      []sdklog.LoggerProviderOption
 	checkers    []Checker
+	profile     string
+	skipChecks  bool
 	scopeName   string
 	errorLogger bool
 }
@@ -168,6 +170,9 @@ func loadDocument(o *options, d *Document) (*Config, error) {
 		d.fillOTLPEndpoints()
 		if o.overrideService != "" {
 			d.setServiceName(o.overrideService, Origin{Kind: OriginOption, Detail: "WithServiceNameOverride"}, false)
+		}
+		for _, c := range builtinCheckers(o) {
+			c.Check(d)
 		}
 		for _, c := range o.checkers {
 			c.Check(d)
