@@ -34,5 +34,10 @@ fuzz:
 	$(GO) test ./otelconfig -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./otelconfig -run '^$$' -fuzz '^FuzzSubstitute$$' -fuzztime $(FUZZTIME)
 
+# End to end: the services as real processes against a real OpenTelemetry
+# Collector built from upstream modules (e2e/collector, its own go.mod).
+e2e:
+	$(GO) test -tags e2e -count=1 -timeout 30m ./e2e/
+
 clean:
 	rm -rf $(BIN) e2e/collector/otelcol-e2e
