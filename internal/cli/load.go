@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"slices"
 
@@ -134,12 +133,4 @@ func (e *env) loadSettings(l *loaded, k settingsKind, lo loadOptions) *loaded {
 	l.diags = append(slices.Clone(doc.Diagnostics), k.validate(doc)...)
 	l.diags.Sort()
 	return l
-}
-
-// describe names the file for messages.
-func (l *loaded) describe() string {
-	if l.kind == kindOtel {
-		return l.name
-	}
-	return fmt.Sprintf("%s (%s)", l.name, l.kind)
 }
