@@ -154,7 +154,7 @@ func LoadDocument(d *Document, opts ...Option) (*Config, error) {
 func loadDocument(o *options, d *Document) (*Config, error) {
 	cfg := &Config{Document: d, LogLevel: slog.LevelInfo}
 	if d.Root != nil {
-		lookup := o.lookup
+		lookup := d.boundedLookup(o.lookup, o.limits.MaxEnvValue)
 		if o.noEnv {
 			lookup = func(string) (string, bool) { return "", false }
 		}
@@ -165,7 +165,7 @@ func loadDocument(o *options, d *Document) (*Config, error) {
 			d.setServiceName(o.defaultService, Origin{Kind: OriginDefault, Detail: "built-in name of the service"}, true)
 		}
 		if !o.noEnv && !o.noOverlay {
-			d.ApplyEnvOverlay(o.lookup)
+			d.ApplyEnvOverlay(lookup)
 		}
 		d.fillOTLPEndpoints()
 		if o.overrideService != "" {
@@ -228,18 +228,22 @@ func (o *options) source() (string, []byte, error) {
 // readFile reads at most the size limit (plus one byte, to tell that the
 // file is larger) so that a huge file is never read in full.
 func (o *options) readFile(path string) (string, []byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return path, nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
+	// Stat first: opening a FIFO or a device could block or never end.
+	st, err := os.Stat(path)
 	if err != nil {
 		return path, nil, err
 	}
 	if st.IsDir() {
 		return path, nil, &fs.PathError{Op: "read", Path: path, Err: errIsDir}
 	}
+	if !st.Mode().IsRegular() {
+		return path, nil, &fs.PathError{Op: "read", Path: path, Err: errNotRegular}
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return path, nil, err
+	}
+	defer f.Close()
 	b, err := io.ReadAll(io.LimitReader(f, o.limits.MaxFileSize+1))
 	if err != nil {
 		return path, nil, err
@@ -247,7 +251,10 @@ func (o *options) readFile(path string) (string, []byte, error) {
 	return path, b, nil
 }
 
-var errIsDir = errors.New("is a directory, not a file")
+var (
+	errIsDir      = errors.New("is a directory, not a file")
+	errNotRegular = errors.New("is not a regular file")
+)
 
 // ReadError is returned by Load when the configuration file cannot be read.
 type ReadError struct {
@@ -296,4 +303,24 @@ func severityLevel(s string) slog.Level {
 		return slog.LevelError + 4
 	}
 	return slog.LevelInfo
+}
+
+// boundedLookup refuses, once per variable and with a diagnostic naming
+// it, a value longer than max: no real setting is that long, and a huge
+// value must not be copied into every node that references it.
+func (d *Document) boundedLookup(lookup LookupFunc, max int) LookupFunc {
+	reported := map[string]bool{}
+	return func(name string) (string, bool) {
+		v, ok := lookup(name)
+		if ok && len(v) > max {
+			if !reported[name] {
+				reported[name] = true
+				d.Diagnostics = append(d.Diagnostics, Diagnostic{Severity: SeverityError, Code: CodeEnvValue, Env: name,
+					Message: fmt.Sprintf("environment variable %s is %d bytes long, over the limit of %d", name, len(v), max),
+					Hint:    "no configuration value is that long; check how the variable is set"})
+			}
+			return "", false
+		}
+		return v, ok
+	}
 }

@@ -23,6 +23,9 @@ type Limits struct {
 	// MaxNodes bounds the node count of the tree after aliases are
 	// expanded (this is what makes an alias bomb an error, not an OOM).
 	MaxNodes int
+	// MaxEnvValue bounds one environment variable's value as used by
+	// substitution and the overlay.
+	MaxEnvValue int
 }
 
 // DefaultLimits are far above any real configuration (the largest official
@@ -31,6 +34,7 @@ var DefaultLimits = Limits{
 	MaxFileSize: 4 << 20,
 	MaxDepth:    64,
 	MaxNodes:    100_000,
+	MaxEnvValue: 64 << 10,
 }
 
 func (l Limits) withDefaults() Limits {
@@ -42,6 +46,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxNodes <= 0 {
 		l.MaxNodes = DefaultLimits.MaxNodes
+	}
+	if l.MaxEnvValue <= 0 {
+		l.MaxEnvValue = DefaultLimits.MaxEnvValue
 	}
 	return l
 }
