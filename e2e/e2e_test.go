@@ -15,12 +15,22 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/otelcfg/otelcfg/internal/otlptest"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 )
 
 const (
-	kindServer = 2
-	kindClient = 3
+	kindServer = tracepb.Span_SPAN_KIND_SERVER
+	kindClient = tracepb.Span_SPAN_KIND_CLIENT
 )
+
+type (
+	span      = otlptest.Span
+	logRecord = otlptest.LogRecord
+)
+
+func svc(res map[string]string) string { return res["service.name"] }
 
 // fakeUpstream is a local OpenAI-compatible server standing in for a paid
 // LLM API. It records the headers of each call.
@@ -81,10 +91,10 @@ func groupTraces(spans []span, logs []logRecord) map[string]*trace {
 	return out
 }
 
-func (tr *trace) find(service string, kind int) []span {
+func (tr *trace) find(service string, kind tracepb.Span_SpanKind) []span {
 	var out []span
 	for _, s := range tr.spans {
-		if s.Service == service && s.Kind == kind {
+		if svc(s.Resource) == service && s.Kind == kind {
 			out = append(out, s)
 		}
 	}
@@ -129,16 +139,16 @@ func checkRequestTrace(t *testing.T, tr *trace, model string) {
 	if !tr.descends(pc[0], ps[0]) {
 		t.Errorf("proxy upstream span is not under the proxy server span")
 	}
-	if got := pc[0].Attrs["gen_ai.request.model"]; got != model {
-		t.Errorf("upstream span gen_ai.request.model = %q, want %q (attrs %v)", got, model, pc[0].Attrs)
+	if got := pc[0].Attributes["gen_ai.request.model"]; got != model {
+		t.Errorf("upstream span gen_ai.request.model = %q, want %q (attrs %v)", got, model, pc[0].Attributes)
 	}
 	ids := tr.byID()
 	bodies := map[string]bool{}
 	for _, l := range tr.logs {
 		if _, ok := ids[l.SpanID]; !ok {
-			t.Errorf("log %q (%s) has span_id %s, which is not a span of trace %s", l.Body, l.Service, l.SpanID, tr.id)
+			t.Errorf("log %q (%s) has span_id %s, which is not a span of trace %s", l.Body, svc(l.Resource), l.SpanID, tr.id)
 		}
-		bodies[l.Service+": "+l.Body] = true
+		bodies[svc(l.Resource)+": "+l.Body] = true
 	}
 	for _, want := range []string{
 		"litellm-interceptor: Received request", "litellm-interceptor: Forwarding to proxy",
@@ -169,7 +179,7 @@ func requestTraces(spans []span, logs []logRecord) []*trace {
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
-		return out[i].find("litellm-interceptor", kindServer)[0].Start.Before(out[j].find("litellm-interceptor", kindServer)[0].Start)
+		return out[i].find("litellm-interceptor", kindServer)[0].StartTime.Before(out[j].find("litellm-interceptor", kindServer)[0].StartTime)
 	})
 	return out
 }
@@ -222,7 +232,7 @@ func TestCorrelation(t *testing.T) {
 			for _, model := range []string{"echo-model", "upstream-model"} {
 				found := false
 				for _, m := range ms {
-					if m.Service == "litellm-proxy" && m.Name == "gen_ai.client.operation.duration" && m.Attrs["gen_ai.request.model"] == model {
+					if svc(m.Resource) == "litellm-proxy" && m.Name == "gen_ai.client.operation.duration" && m.HasAttribute("gen_ai.request.model", model) {
 						found = true
 					}
 				}

@@ -7,10 +7,8 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -22,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/otelcfg/otelcfg/internal/otlptest"
 )
 
 var bins struct {
@@ -202,198 +202,26 @@ func (c *collector) httpEndpoint() string { return fmt.Sprintf("http://127.0.0.1
 
 // ---- what the Collector wrote (OTLP/JSON lines) ----
 
-type kv struct {
-	Key   string `json:"key"`
-	Value struct {
-		StringValue *string          `json:"stringValue"`
-		IntValue    *json.RawMessage `json:"intValue"`
-		DoubleValue *float64         `json:"doubleValue"`
-		BoolValue   *bool            `json:"boolValue"`
-	} `json:"value"`
-}
-
-func attrs(kvs []kv) map[string]string {
-	m := map[string]string{}
-	for _, a := range kvs {
-		switch {
-		case a.Value.StringValue != nil:
-			m[a.Key] = *a.Value.StringValue
-		case a.Value.IntValue != nil:
-			m[a.Key] = strings.Trim(string(*a.Value.IntValue), `"`)
-		case a.Value.DoubleValue != nil:
-			m[a.Key] = fmt.Sprint(*a.Value.DoubleValue)
-		case a.Value.BoolValue != nil:
-			m[a.Key] = fmt.Sprint(*a.Value.BoolValue)
+// received reads the Collector's file exporter output.
+func (c *collector) received() *otlptest.Receiver {
+	c.t.Helper()
+	read := func(name string) []byte {
+		b, err := os.ReadFile(filepath.Join(c.out, name))
+		if err != nil && !os.IsNotExist(err) {
+			c.t.Fatal(err)
 		}
+		return b
 	}
-	return m
-}
-
-type resource struct {
-	Attributes []kv `json:"attributes"`
-}
-
-type span struct {
-	Service                       string
-	TraceID, SpanID, ParentSpanID string
-	Name                          string
-	Kind                          int
-	Attrs                         map[string]string
-	Start, End                    time.Time
-	StatusCode                    int
-}
-
-type logRecord struct {
-	Service         string
-	TraceID, SpanID string
-	Body            string
-	Severity        string
-	Attrs           map[string]string
-}
-
-type metricPoint struct {
-	Service string
-	Name    string
-	Attrs   map[string]string
-}
-
-func nanos(s string) time.Time {
-	var n int64
-	fmt.Sscan(s, &n)
-	return time.Unix(0, n)
-}
-
-func readLines(t testing.TB, path string, fn func([]byte)) {
-	b, err := os.ReadFile(path)
+	r, err := otlptest.FromJSONLines(read("traces.jsonl"), read("metrics.jsonl"), read("logs.jsonl"))
 	if err != nil {
-		if os.IsNotExist(err) {
-			return
-		}
-		t.Fatal(err)
+		c.t.Fatalf("collector output: %v", err)
 	}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 1<<20), 64<<20)
-	for sc.Scan() {
-		if len(bytes.TrimSpace(sc.Bytes())) > 0 {
-			fn(sc.Bytes())
-		}
-	}
+	return r
 }
 
-func (c *collector) spans() []span {
-	var out []span
-	readLines(c.t, filepath.Join(c.out, "traces.jsonl"), func(line []byte) {
-		var doc struct {
-			ResourceSpans []struct {
-				Resource   resource `json:"resource"`
-				ScopeSpans []struct {
-					Spans []struct {
-						TraceID      string `json:"traceId"`
-						SpanID       string `json:"spanId"`
-						ParentSpanID string `json:"parentSpanId"`
-						Name         string `json:"name"`
-						Kind         int    `json:"kind"`
-						Start        string `json:"startTimeUnixNano"`
-						End          string `json:"endTimeUnixNano"`
-						Attributes   []kv   `json:"attributes"`
-						Status       struct {
-							Code int `json:"code"`
-						} `json:"status"`
-					} `json:"spans"`
-				} `json:"scopeSpans"`
-			} `json:"resourceSpans"`
-		}
-		if err := json.Unmarshal(line, &doc); err != nil {
-			c.t.Fatalf("traces.jsonl: %v", err)
-		}
-		for _, rs := range doc.ResourceSpans {
-			svc := attrs(rs.Resource.Attributes)["service.name"]
-			for _, ss := range rs.ScopeSpans {
-				for _, s := range ss.Spans {
-					out = append(out, span{Service: svc, TraceID: s.TraceID, SpanID: s.SpanID, ParentSpanID: s.ParentSpanID, Name: s.Name, Kind: s.Kind, Attrs: attrs(s.Attributes), Start: nanos(s.Start), End: nanos(s.End), StatusCode: s.Status.Code})
-				}
-			}
-		}
-	})
-	return out
-}
-
-func (c *collector) logs() []logRecord {
-	var out []logRecord
-	readLines(c.t, filepath.Join(c.out, "logs.jsonl"), func(line []byte) {
-		var doc struct {
-			ResourceLogs []struct {
-				Resource  resource `json:"resource"`
-				ScopeLogs []struct {
-					LogRecords []struct {
-						TraceID      string `json:"traceId"`
-						SpanID       string `json:"spanId"`
-						SeverityText string `json:"severityText"`
-						Body         struct {
-							StringValue string `json:"stringValue"`
-						} `json:"body"`
-						Attributes []kv `json:"attributes"`
-					} `json:"logRecords"`
-				} `json:"scopeLogs"`
-			} `json:"resourceLogs"`
-		}
-		if err := json.Unmarshal(line, &doc); err != nil {
-			c.t.Fatalf("logs.jsonl: %v", err)
-		}
-		for _, rl := range doc.ResourceLogs {
-			svc := attrs(rl.Resource.Attributes)["service.name"]
-			for _, sl := range rl.ScopeLogs {
-				for _, l := range sl.LogRecords {
-					out = append(out, logRecord{Service: svc, TraceID: l.TraceID, SpanID: l.SpanID, Body: l.Body.StringValue, Severity: l.SeverityText, Attrs: attrs(l.Attributes)})
-				}
-			}
-		}
-	})
-	return out
-}
-
-func (c *collector) metrics() []metricPoint {
-	var out []metricPoint
-	readLines(c.t, filepath.Join(c.out, "metrics.jsonl"), func(line []byte) {
-		var doc struct {
-			ResourceMetrics []struct {
-				Resource     resource `json:"resource"`
-				ScopeMetrics []struct {
-					Metrics []map[string]json.RawMessage `json:"metrics"`
-				} `json:"scopeMetrics"`
-			} `json:"resourceMetrics"`
-		}
-		if err := json.Unmarshal(line, &doc); err != nil {
-			c.t.Fatalf("metrics.jsonl: %v", err)
-		}
-		for _, rm := range doc.ResourceMetrics {
-			svc := attrs(rm.Resource.Attributes)["service.name"]
-			for _, sm := range rm.ScopeMetrics {
-				for _, m := range sm.Metrics {
-					var name string
-					_ = json.Unmarshal(m["name"], &name)
-					for k, raw := range m {
-						if k == "name" || k == "unit" || k == "description" || k == "metadata" {
-							continue
-						}
-						var data struct {
-							DataPoints []struct {
-								Attributes []kv `json:"attributes"`
-							} `json:"dataPoints"`
-						}
-						if json.Unmarshal(raw, &data) != nil {
-							continue
-						}
-						for _, dp := range data.DataPoints {
-							out = append(out, metricPoint{Service: svc, Name: name, Attrs: attrs(dp.Attributes)})
-						}
-					}
-				}
-			}
-		}
-	})
-	return out
-}
+func (c *collector) spans() []otlptest.Span     { return c.received().Spans() }
+func (c *collector) logs() []otlptest.LogRecord { return c.received().Logs() }
+func (c *collector) metrics() []otlptest.Metric { return c.received().Metrics() }
 
 // eventually polls cond until it holds or the timeout passes.
 func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
