@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin
 FUZZTIME ?= 30s
 
-.PHONY: all build demo test test-race vet fmt fuzz e2e bench clean
+.PHONY: all build collector demo demo-collector test vet fmt fuzz e2e bench clean
 
 all: build
 
@@ -13,9 +13,20 @@ build:
 	$(GO) build -o $(BIN)/interceptor ./cmd/interceptor
 	$(GO) build -o $(BIN)/demo ./cmd/demo
 
-# The offline demo: no network, no API key, nothing but Go.
-demo:
-	$(GO) run ./cmd/demo
+# The offline demo: no network, no API key, nothing but Go. Builds
+# everything, validates the examples, runs proxy and interceptor, sends a
+# chat and a streaming chat, shows the logs and the traces as waterfalls.
+demo: build
+	$(BIN)/demo --bin $(BIN)
+
+# A real OpenTelemetry Collector built from upstream modules (own go.mod).
+collector:
+	cd e2e/collector && $(GO) build -o ../../$(BIN)/otelcol-e2e .
+
+# The same demo through the real Collector; the waterfall is read from its
+# file exporter output.
+demo-collector: build collector
+	$(BIN)/demo --bin $(BIN) --collector $(BIN)/otelcol-e2e
 
 # Every unit and integration test (real SDK, real OTLP over loopback),
 # with the race detector, plus vet and gofmt.
@@ -40,4 +51,4 @@ e2e:
 	$(GO) test -tags e2e -count=1 -timeout 30m ./e2e/
 
 clean:
-	rm -rf $(BIN) e2e/collector/otelcol-e2e
+	rm -rf $(BIN)

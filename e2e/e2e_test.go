@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otelcfg/otelcfg/internal/demo"
 	"github.com/otelcfg/otelcfg/internal/otlptest"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 )
@@ -382,5 +384,21 @@ func TestValidateBeforeRun(t *testing.T) {
 	want := broken + ":8:13: error: unknown key \"compresion\""
 	if !strings.Contains(string(valOut), want) || !strings.Contains(string(runOut), want) {
 		t.Errorf("validate and the proxy disagree; want both to say %q\nvalidate:\n%s\nproxy:\n%s", want, valOut, runOut)
+	}
+}
+
+// TestDemo runs the README's demo through the real Collector and checks
+// that it shows both services' logs and a waterfall spanning both.
+func TestDemo(t *testing.T) {
+	var out, errb syncBuffer
+	code := demo.Main(context.Background(), []string{"--bin", bins.dir, "--collector", bins.collector, "--examples", filepath.Join(repoRoot, "examples")}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("demo exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errb.String())
+	}
+	s := out.String()
+	for _, want := range []string{"[interceptor", "[proxy", "trace_id=", "litellm-interceptor", "litellm-proxy", "█", "Forwarding to upstream"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, s)
+		}
 	}
 }

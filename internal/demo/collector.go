@@ -1,0 +1,134 @@
+package demo
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/otelcfg/otelcfg/internal/otlptest"
+)
+
+// collectorConfig: OTLP gRPC on a loopback port, one OTLP/JSON file per
+// signal, no self-telemetry listener.
+const collectorConfig = `receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: %s
+exporters:
+  file/traces:
+    path: %[2]s/traces.jsonl
+    format: json
+    flush_interval: 100ms
+  file/metrics:
+    path: %[2]s/metrics.jsonl
+    format: json
+    flush_interval: 100ms
+  file/logs:
+    path: %[2]s/logs.jsonl
+    format: json
+    flush_interval: 100ms
+service:
+  telemetry:
+    logs:
+      level: warn
+    metrics:
+      level: none
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [file/traces]
+    metrics:
+      receivers: [otlp]
+      exporters: [file/metrics]
+    logs:
+      receivers: [otlp]
+      exporters: [file/logs]
+`
+
+type collector struct {
+	cmd      *exec.Cmd
+	dir      string
+	endpoint string
+	exited   chan struct{}
+}
+
+func startCollector(bin, tmp string, logw io.Writer) (*collector, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(tmp, "collector")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	cfg := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(collectorConfig, addr, dir)), 0o600); err != nil {
+		return nil, err
+	}
+	c := &collector{dir: dir, endpoint: "http://" + addr, exited: make(chan struct{})}
+	c.cmd = exec.Command(bin, "--config", "file:"+cfg)
+	c.cmd.Stdout, c.cmd.Stderr = logw, logw
+	if err := c.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting the collector: %w", err)
+	}
+	go func() { _ = c.cmd.Wait(); close(c.exited) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if conn, err := net.DialTimeout("tcp", addr, 100*time.Millisecond); err == nil {
+			conn.Close()
+			return c, nil
+		}
+		select {
+		case <-c.exited:
+			return nil, fmt.Errorf("the collector exited at start")
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	c.stop()
+	return nil, fmt.Errorf("the collector does not listen on %s", addr)
+}
+
+// stop ends the Collector gracefully so its file exporters flush.
+func (c *collector) stop() {
+	select {
+	case <-c.exited:
+		return
+	default:
+	}
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.exited:
+	case <-time.After(15 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-c.exited
+	}
+}
+
+func (c *collector) read() (*otlptest.Receiver, error) {
+	read := func(name string) ([]byte, error) {
+		b, err := os.ReadFile(filepath.Join(c.dir, name))
+		if os.IsNotExist(err) {
+			return nil, nil
+		}
+		return b, err
+	}
+	t, err := read("traces.jsonl")
+	if err != nil {
+		return nil, err
+	}
+	m, err := read("metrics.jsonl")
+	if err != nil {
+		return nil, err
+	}
+	l, err := read("logs.jsonl")
+	if err != nil {
+		return nil, err
+	}
+	return otlptest.FromJSONLines(t, m, l)
+}
