@@ -89,8 +89,8 @@ func Render(w io.Writer, traceID string, spans []otlptest.Span, logs []otlptest.
 
 	type line struct {
 		svc, name, bar, dur string
-		logs               []otlptest.LogRecord
-		depth              int
+		logs                []otlptest.LogRecord
+		depth               int
 	}
 	var lines []line
 	var visit func(s otlptest.Span, depth int)
