@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-logr/logr"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -142,4 +143,48 @@ func (r *rateLimitedErrors) Handle(err error) {
 		args = append(args, "suppressed", n)
 	}
 	r.log.Warn("OpenTelemetry export problem", args...)
+}
+
+// sdkLogSink routes the OpenTelemetry SDK's own diagnostics (logr) to the
+// console at their real severity: its warnings (V(1): "dropped log
+// records", failed exports) become slog warnings, its errors slog errors.
+// Info and debug chatter (V(4), V(8)) stays off. The SDK reports drops at
+// most once per export interval, so the rate is bounded by design.
+type sdkLogSink struct {
+	h    slog.Handler
+	name string
+	kv   []any
+}
+
+func (s *sdkLogSink) Init(logr.RuntimeInfo) {}
+
+func (s *sdkLogSink) Enabled(level int) bool { return level <= 1 }
+
+func (s *sdkLogSink) Info(level int, msg string, kv ...any) {
+	if level > 1 {
+		return
+	}
+	s.log(slog.LevelWarn, msg, kv...)
+}
+
+func (s *sdkLogSink) Error(err error, msg string, kv ...any) {
+	s.log(slog.LevelError, msg, append([]any{"error", err}, kv...)...)
+}
+
+func (s *sdkLogSink) log(l slog.Level, msg string, kv ...any) {
+	ctx := context.Background()
+	if !s.h.Enabled(ctx, l) {
+		return
+	}
+	r := slog.NewRecord(time.Now(), l, "OpenTelemetry SDK: "+msg, 0)
+	r.Add(append(append([]any{}, s.kv...), kv...)...)
+	_ = s.h.Handle(ctx, r)
+}
+
+func (s *sdkLogSink) WithValues(kv ...any) logr.LogSink {
+	return &sdkLogSink{h: s.h, name: s.name, kv: append(append([]any{}, s.kv...), kv...)}
+}
+
+func (s *sdkLogSink) WithName(name string) logr.LogSink {
+	return &sdkLogSink{h: s.h, name: name, kv: s.kv}
 }

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-logr/logr"
 	"go.opentelemetry.io/contrib/bridges/otelslog"
 	"go.opentelemetry.io/contrib/otelconf"
 	"go.opentelemetry.io/otel"
@@ -164,6 +165,7 @@ func StartConfig(ctx context.Context, cfg *Config, opts ...Option) (*Telemetry, 
 		slog.SetDefault(t.logger)
 		if t.console != nil {
 			otel.SetErrorHandler(&rateLimitedErrors{log: slog.New(t.console), interval: 10 * time.Second})
+			otel.SetLogger(logr.New(&sdkLogSink{h: t.console}))
 		}
 	}
 	return t, nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otelcfg/otelcfg/examples"
+	"github.com/otelcfg/otelcfg/internal/otlptest"
 	sdklog "go.opentelemetry.io/otel/sdk/log"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -267,4 +270,65 @@ func TestExemplarFilterApplied(t *testing.T) {
 	if got := len(meterExtras(cfg.Model)); got != 1 {
 		t.Fatalf("meter extras = %d, want the exemplar filter applied", got)
 	}
+}
+
+// TestFullQueueDropsAndCounts: with the exporter stuck, log calls still
+// return at once (the batch queue drops), and the number dropped reaches
+// the console as a warning from the SDK.
+func TestFullQueueDropsAndCounts(t *testing.T) {
+	rcv := otlptest.NewGRPC(t)
+	rcv.SetDelay(time.Hour) // accepts, never answers
+	var console syncWriter
+	prev := slog.Default()
+	defer slog.SetDefault(prev)
+	env := map[string]string{
+		"OTEL_EXPORTER_OTLP_ENDPOINT": rcv.Endpoint(),
+		"OTEL_BLRP_MAX_QUEUE_SIZE":    "10",
+		"OTEL_BLRP_SCHEDULE_DELAY":    "50",
+		"OTEL_BLRP_EXPORT_TIMEOUT":    "200",
+	}
+	tel, err := Start(context.Background(), WithBytes("otel.yaml", examples.OtelYAML), WithEnv(mapLookup(env)), WithConsole(&console))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		for i := 0; i < 2000; i++ {
+			tel.Logger().Info("burst", "i", i)
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("log calls blocked on a stuck exporter")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(console.String(), "dropped log records") && time.Now().Before(deadline) {
+		tel.Logger().Info("more")
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(console.String(), "OpenTelemetry SDK: dropped log records") {
+		t.Errorf("no dropped-records warning on the console:\n%s", truncate(console.String(), 2000))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	_ = tel.Shutdown(ctx)
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *syncWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
 }
