@@ -244,11 +244,26 @@ func (o *options) readFile(path string) (string, []byte, error) {
 		return path, nil, err
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, o.limits.MaxFileSize+1))
-	if err != nil {
+	// One buffer sized from the stat (never past the limit plus one byte,
+	// which tells that the file is larger); ReadAll's doubling would
+	// allocate twice the limit for a huge file.
+	max := o.limits.MaxFileSize
+	buf := make([]byte, min(st.Size(), max)+1)
+	n, err := io.ReadFull(f, buf)
+	switch {
+	case err == io.ErrUnexpectedEOF || err == io.EOF:
+		return path, buf[:n], nil
+	case err != nil:
 		return path, nil, err
+	case int64(n) <= max:
+		// The file grew after the stat: read on, up to the limit.
+		rest, err := io.ReadAll(io.LimitReader(f, max+1-int64(n)))
+		if err != nil {
+			return path, nil, err
+		}
+		return path, append(buf, rest...), nil
 	}
-	return path, b, nil
+	return path, buf, nil
 }
 
 var (
