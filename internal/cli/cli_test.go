@@ -45,6 +45,8 @@ var fileCases = []fileCase{
 	{file: "unknown-key.bad.yaml", codes: []string{otelconfig.CodeUnknownKey}},
 	{file: "syntax.bad.yaml", codes: []string{otelconfig.CodeSyntax}},
 	{file: "interceptor.bad.yaml", codes: []string{otelconfig.CodeUnknownKey}},
+	{file: "proxy.good.yaml", valid: true},
+	{file: "proxy.bad.yaml", codes: []string{otelconfig.CodeSettings, otelconfig.CodeType}},
 	{
 		file:  "bad-env.bad.yaml",
 		env:   []string{"OTEL_EXPORTER_OTLP_PROTOCOL=carrier-pigeon", "OTEL_BSP_SCHEDULE_DELAY=-5"},

@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/otelcfg/otelcfg/internal/interceptor"
+	"github.com/otelcfg/otelcfg/internal/proxy"
 	"github.com/otelcfg/otelcfg/otelconfig"
 	yaml "go.yaml.in/yaml/v3"
 )
@@ -30,8 +31,7 @@ type settingsKind struct {
 
 var settingsKinds = []settingsKind{
 	{"interceptor settings", interceptor.LooksLikeSettings, interceptor.ValidateSettingsDocument},
-	// TODO(proxy): add {"proxy settings", proxy.LooksLikeSettings,
-	// proxy.ValidateSettingsDocument} once internal/proxy builds.
+	{"proxy settings", proxy.LooksLikeSettings, proxy.ValidateSettingsDocument},
 }
 
 type loadOptions struct {
