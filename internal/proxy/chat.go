@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -33,9 +34,13 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 	body, status, msg := s.readBody(w, r)
 	if status != 0 {
 		code := "invalid_body"
-		if status == http.StatusRequestEntityTooLarge {
+		switch status {
+		case http.StatusRequestEntityTooLarge:
 			code = "request_too_large"
+		case http.StatusRequestTimeout:
+			code = "request_timeout"
 		}
+		abandonBody(w)
 		reject(status, code, "", msg)
 		return
 	}
@@ -144,16 +149,13 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 }
 
 // readBody reads the request body within max_body_bytes and the read
-// timeout, and checks it against Content-Length. A non-zero status is the
-// answer to send.
+// timeout (set by serveHTTP), and checks it against Content-Length. A
+// non-zero status is the answer to send; the body is then unread, in part
+// or whole. A body over the limit is never read past it.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, int, string) {
 	limit := s.settings.MaxBodyBytes
 	if r.ContentLength > limit {
 		return nil, http.StatusRequestEntityTooLarge, fmt.Sprintf("the request body is %d bytes, over the limit of %d", r.ContentLength, limit)
-	}
-	rc := http.NewResponseController(w)
-	if err := rc.SetReadDeadline(time.Now().Add(s.settings.Server.ReadTimeout)); err == nil {
-		defer func() { _ = rc.SetReadDeadline(time.Time{}) }()
 	}
 	// One byte more than Content-Length shows a body longer than declared.
 	readLimit := limit
@@ -161,20 +163,41 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, int, 
 		readLimit = min(limit, r.ContentLength+1)
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, readLimit))
-	var mbe *http.MaxBytesError
+	var (
+		mbe *http.MaxBytesError
+		ne  net.Error
+	)
 	switch {
 	case errors.As(err, &mbe) && r.ContentLength >= 0 && r.ContentLength < limit:
 		return nil, http.StatusBadRequest, fmt.Sprintf("the request body is longer than its Content-Length of %d bytes", r.ContentLength)
 	case errors.As(err, &mbe):
 		return nil, http.StatusRequestEntityTooLarge, fmt.Sprintf("the request body is over the limit of %d bytes", limit)
+	case errors.As(err, &ne) && ne.Timeout():
+		return nil, http.StatusRequestTimeout, fmt.Sprintf("the request body did not arrive within %s", s.settings.Server.ReadTimeout)
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return nil, http.StatusBadRequest, fmt.Sprintf("the request body ended before its Content-Length of %d bytes", r.ContentLength)
+	case errors.As(err, &ne):
+		// The text of a net.OpError names both ends of the connection.
+		return nil, http.StatusBadRequest, "the connection failed while the request body was read"
 	case err != nil:
 		return nil, http.StatusBadRequest, "cannot read the request body: " + err.Error()
 	case r.ContentLength >= 0 && int64(len(body)) != r.ContentLength:
 		return nil, http.StatusBadRequest, fmt.Sprintf("the request body is %d bytes, but its Content-Length says %d", len(body), r.ContentLength)
 	}
+	// The body is in: a stream answering it must not be cut by the read
+	// deadline (net/http's background read would cancel the request).
+	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 	return body, 0, ""
+}
+
+// abandonBody gives up on the rest of a request body: the connection
+// closes after the answer. net/http would otherwise drain up to 256 KiB of
+// it to reuse the connection — whatever Connection says, when it closes
+// the body — so the read deadline is moved to now, which ends that drain
+// at its first read.
+func abandonBody(w http.ResponseWriter) {
+	w.Header().Set("Connection", "close")
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
 }
 
 func jsonProblem(err error) string {

@@ -163,7 +163,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		Handler:           s.handler,
 		ReadHeaderTimeout: s.settings.Server.ReadHeaderTimeout,
 		IdleTimeout:       s.settings.Server.IdleTimeout,
-		MaxHeaderBytes:    1 << 20,
+		MaxHeaderBytes:    MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
@@ -208,6 +208,14 @@ var routes = []route{
 }
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.ContentLength != 0 {
+		// The body must arrive within read_timeout, whether a handler
+		// reads it or net/http drains it after an early answer (401, 404):
+		// a client that stalls in its body is cut, not waited for.
+		// readBody lifts the deadline once the body is in, so that a
+		// stream being answered is not cut by it.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.settings.Server.ReadTimeout))
+	}
 	var rt *route
 	for i := range routes {
 		if routes[i].path == r.URL.Path {

@@ -164,6 +164,13 @@ const (
 	maxClientUserIDBytes = 256
 )
 
+// MaxHeaderBytes bounds a request's header block (request line included;
+// net/http allows 4 KiB more): larger headers get 431 before any handler
+// runs. An OpenAI request needs a few hundred bytes; 64 KiB leaves room
+// for long cookies and trace baggage without letting a client make the
+// server hold a megabyte per connection.
+const MaxHeaderBytes = 64 << 10
+
 // DefaultHeaderPatterns recognise the usual clients by User-Agent.
 var DefaultHeaderPatterns = []HeaderPattern{
 	{Header: "user-agent", Pattern: "^Claude Code", UserID: "claude-code-cli"},
