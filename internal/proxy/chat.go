@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
@@ -49,6 +50,12 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		reject(http.StatusBadRequest, "invalid_json", "", "the request body is not a JSON object: "+jsonProblem(err))
 		return
 	}
+	if i := invalidUTF8At(body); i >= 0 {
+		// JSON is UTF-8 (RFC 8259). Bytes that are not would reach the
+		// upstream as they are, and the logs and spans garbled.
+		reject(http.StatusBadRequest, "invalid_encoding", "", fmt.Sprintf("the request body is not valid UTF-8 (at byte %d)", i))
+		return
+	}
 	var model string
 	if raw, ok := req["model"]; !ok || json.Unmarshal(raw, &model) != nil || strings.TrimSpace(model) == "" {
 		reject(http.StatusBadRequest, "missing_model", "model", "model is required: a non-empty string naming one of "+s.available())
@@ -69,6 +76,10 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 	rt := s.router.route(r.Header)
 	if rt.Source == SourceCustomHeader && len(rt.UserID) > maxClientUserIDBytes {
 		reject(http.StatusBadRequest, "invalid_user_id", "", fmt.Sprintf("%s is longer than %d bytes", rt.Header, maxClientUserIDBytes))
+		return
+	}
+	if rt.Source == SourceCustomHeader && !utf8.ValidString(rt.UserID) {
+		reject(http.StatusBadRequest, "invalid_user_id", "", fmt.Sprintf("%s is not valid UTF-8", rt.Header))
 		return
 	}
 	span.SetAttributes(keyRequestModel.String(model), keyUserID.String(rt.UserID), AttrUserIDSource.String(rt.Source))
@@ -198,6 +209,22 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, int, 
 func abandonBody(w http.ResponseWriter) {
 	w.Header().Set("Connection", "close")
 	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+}
+
+// invalidUTF8At returns the offset of the first byte of b that is not
+// part of valid UTF-8, or -1.
+func invalidUTF8At(b []byte) int {
+	if utf8.Valid(b) {
+		return -1
+	}
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n == 1 {
+			return i
+		}
+		i += n
+	}
+	return -1
 }
 
 func jsonProblem(err error) string {

@@ -12,6 +12,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
+
+	"go.opentelemetry.io/otel/attribute"
 )
 
 // Hostile HTTP input: every test here runs the proxy through Serve, with
@@ -365,4 +368,106 @@ func TestBodyOverLimitIsNotRead(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestNonUTF8Input: invalid JSON and bytes that are not UTF-8 — in the
+// body, in header values, in the path — get a clean 4xx (or pass where
+// harmless), and nothing that reaches spans, log records or the console is
+// invalid UTF-8 (OTLP would refuse to encode it, a terminal would garble
+// it).
+func TestNonUTF8Input(t *testing.T) {
+	t.Parallel()
+	sv := serveProxy(t, nil, func(s *Settings) {
+		s.LogBodies = true
+		s.MasterKey = plantedMasterKey
+	})
+	auth := "Bearer " + plantedMasterKey
+	// A body whose log excerpt (LogBodyLimit bytes) ends inside a
+	// three-byte character, whatever the length of the JSON around it.
+	longPrompt := strings.Repeat("€", LogBodyLimit)
+	for _, tt := range []struct {
+		name     string
+		path     string
+		body     string
+		hdr      map[string]string
+		want     int
+		wantCode string
+	}{
+		{name: "truncated JSON", body: `{"model":"echo","messages":[`, want: 400, wantCode: "invalid_json"},
+		{name: "not JSON", body: "\xff\xfe{not json}", want: 400, wantCode: "invalid_json"},
+		{name: "Latin-1 in a string", body: "{\"model\":\"echo\",\"messages\":[{\"role\":\"user\",\"content\":\"caf\xe9\"}]}", want: 400, wantCode: "invalid_encoding"},
+		{name: "invalid UTF-8 in the model", body: "{\"model\":\"ech\xc3o\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", want: 400, wantCode: "invalid_encoding"},
+		{name: "NUL in a string", body: "{\"model\":\"echo\",\"messages\":[{\"role\":\"user\",\"content\":\"a\x00b\"}]}", want: 400, wantCode: "invalid_json"},
+		{name: "escaped lone surrogate passes", body: `{"model":"echo","messages":[{"role":"user","content":"\ud800 x"}]}`, want: 200},
+		{name: "user id not UTF-8", body: chatBody("echo", false, "x"), hdr: map[string]string{"X-Memory-User-Id": "al\xffice"}, want: 400, wantCode: "invalid_user_id"},
+		{name: "user agent not UTF-8", body: chatBody("echo", false, "x"), hdr: map[string]string{"User-Agent": "Claude Code \xff\xfe"}, want: 200},
+		{name: "path not UTF-8", path: "/v1/chat/completions%ff%fe", body: chatBody("echo", false, "x"), want: 404, wantCode: "not_found"},
+		{name: "key not UTF-8", body: chatBody("echo", false, "x"), hdr: map[string]string{"Authorization": "Bearer \xff\xfe"}, want: 401, wantCode: "invalid_api_key"},
+		{name: "long multi-byte prompt, logged", body: chatBody("echo", false, longPrompt), want: 200},
+		{name: "long multi-byte prompt, streamed", body: chatBody("echo", true, longPrompt), want: 200},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := tt.path
+			if path == "" {
+				path = "/v1/chat/completions"
+			}
+			req, _ := http.NewRequest(http.MethodPost, "http://"+sv.addr+path, strings.NewReader(tt.body))
+			if tt.path != "" {
+				req.URL.RawPath = "" // keep %ff as sent
+				req.URL.Opaque = "//" + sv.addr + path
+			}
+			req.Header.Set("Authorization", auth)
+			for k, v := range tt.hdr {
+				req.Header.Set(k, v)
+			}
+			resp, err := sv.client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.want {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tt.want, b)
+			}
+			if !utf8.Valid(b) {
+				t.Errorf("the answer is not UTF-8: %q", b)
+			}
+			if tt.wantCode != "" {
+				if e := apiErr(t, b); e.Code != tt.wantCode {
+					t.Errorf("code %q, want %q: %s", e.Code, tt.wantCode, b)
+				}
+			}
+		})
+	}
+	assertValidUTF8(t, sv.tel)
+}
+
+// assertValidUTF8 checks every string the telemetry holds.
+func assertValidUTF8(t *testing.T, tel *telemetry) {
+	t.Helper()
+	check := func(what, s string) {
+		if !utf8.ValidString(s) {
+			t.Errorf("%s is not UTF-8: %q", what, s)
+		}
+	}
+	for _, s := range tel.spans.GetSpans() {
+		check("span name", s.Name)
+		check("span status of "+s.Name, s.Status.Description)
+		for _, kv := range s.Attributes {
+			check(fmt.Sprintf("span %q attribute %s", s.Name, kv.Key), kv.Value.Emit())
+		}
+		for _, e := range s.Events {
+			for _, kv := range e.Attributes {
+				check(fmt.Sprintf("span %q event %s attribute %s", s.Name, e.Name, kv.Key), kv.Value.Emit())
+			}
+		}
+	}
+	for _, r := range tel.logs.all() {
+		check("log body", r.Body().AsString())
+		r.WalkAttributes(func(kv attribute.KeyValue) bool {
+			check(fmt.Sprintf("log %q attribute %s", r.Body().AsString(), kv.Key), kv.Value.Emit())
+			return true
+		})
+	}
+	check("console output", tel.console.String())
 }

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/otelcfg/otelcfg/otelconfig"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
@@ -19,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	noopmetric "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
 	"go.opentelemetry.io/otel/trace"
 	nooptrace "go.opentelemetry.io/otel/trace/noop"
 )
@@ -216,6 +218,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		// stream being answered is not cut by it.
 		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.settings.Server.ReadTimeout))
 	}
+	sanitizeRequestAttrs(trace.SpanFromContext(r.Context()), r)
 	var rt *route
 	for i := range routes {
 		if routes[i].path == r.URL.Path {
@@ -250,6 +253,30 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rt.serve(s, w, r)
 }
+
+// sanitizeRequestAttrs replaces the span attributes otelhttp copied from
+// the request as sent (user agent, X-Forwarded-For, decoded path) when they
+// are not UTF-8: OTLP cannot encode such a string, and one would fail the
+// export of a whole batch. The request itself is left as it is.
+func sanitizeRequestAttrs(span trace.Span, r *http.Request) {
+	if !span.IsRecording() {
+		return
+	}
+	var fix []attribute.KeyValue
+	if ua := r.UserAgent(); !utf8.ValidString(ua) {
+		fix = append(fix, semconv.UserAgentOriginal(validUTF8(ua)))
+	}
+	if xff, _, _ := strings.Cut(r.Header.Get("X-Forwarded-For"), ","); !utf8.ValidString(xff) {
+		fix = append(fix, semconv.ClientAddress(validUTF8(xff)))
+	}
+	if !utf8.ValidString(r.URL.Path) {
+		fix = append(fix, semconv.URLPath(validUTF8(r.URL.Path)))
+	}
+	span.SetAttributes(fix...)
+}
+
+// validUTF8 replaces each run of bytes that is not UTF-8 with U+FFFD.
+func validUTF8(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
 
 // authorized checks "Authorization: Bearer <master key>" in constant time.
 func (s *Server) authorized(r *http.Request) bool {

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -563,9 +564,15 @@ func redactQuery(raw string) string {
 
 func durationMS(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
+// truncateBody is b cut to LogBodyLimit bytes, at the start of a
+// character so that the excerpt stays UTF-8.
 func truncateBody(b []byte) string {
 	if len(b) <= LogBodyLimit {
-		return string(b)
+		return validUTF8(string(b))
 	}
-	return string(b[:LogBodyLimit]) + "…(truncated)"
+	cut := LogBodyLimit
+	for cut > 0 && !utf8.RuneStart(b[cut]) {
+		cut--
+	}
+	return validUTF8(string(b[:cut])) + "…(truncated)"
 }
