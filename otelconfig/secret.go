@@ -2,6 +2,7 @@ package otelconfig
 
 import (
 	"regexp"
+	"strings"
 
 	yaml "go.yaml.in/yaml/v3"
 )
@@ -24,7 +25,9 @@ func (d *Document) IsSecret(pointer string, n *yaml.Node) bool {
 	if i := lastSlash(pointer); i >= 0 && IsSecretName(pointer[i+1:]) && n != nil && n.Kind == yaml.ScalarNode {
 		return true
 	}
-	if n != nil {
+	// A header's name is not secret even when the variable that set it
+	// (OTEL_EXPORTER_OTLP_HEADERS) is: only its value is.
+	if n != nil && !strings.HasSuffix(pointer, "/name") {
 		o := d.OriginOf(n)
 		for _, v := range o.Vars {
 			if IsSecretName(v) || envSecret[v] {

@@ -238,6 +238,14 @@ func TestIsSecret(t *testing.T) {
 			secret[p] = true
 		}
 	})
+	envCfg, err := Load(WithBytes("e.yaml", examples.OtelYAML), WithEnv(mapLookup(map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://localhost:4317", "OTEL_EXPORTER_OTLP_HEADERS": "x-tenant=t0k3n"})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hp := "/tracer_provider/processors/0/batch/exporter/otlp_grpc/headers/0"
+	if envCfg.IsSecret(hp+"/name", Lookup(envCfg.Root, hp+"/name")) || !envCfg.IsSecret(hp+"/value", Lookup(envCfg.Root, hp+"/value")) {
+		t.Error("a header from OTEL_EXPORTER_OTLP_HEADERS: its name is not secret, its value is")
+	}
 	for p, want := range map[string]bool{
 		"/resource/attributes/0/value":                                           false,
 		"/resource/attributes/1/value":                                           true, // from a variable named like a secret
