@@ -349,8 +349,9 @@ func offsetPosition(src []byte, off int) (line, col int) {
 		off = len(src)
 	}
 	before := src[:off]
-	line = bytes.Count(before, []byte("\n")) + 1
-	start := bytes.LastIndexByte(before, '\n') + 1
+	// Line ends as countLines and YAML see them: \n, \r\n, a lone \r.
+	line = countLines(before)
+	start := max(bytes.LastIndexByte(before, '\n'), bytes.LastIndexByte(before, '\r')) + 1
 	col = utf8.RuneCount(before[start:]) + 1
 	return line, col
 }
