@@ -1,9 +1,11 @@
 package otelconfig
 
 import (
+	"bytes"
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	yaml "go.yaml.in/yaml/v3"
 )
@@ -161,7 +163,10 @@ func (d *Document) substituteNode(n *yaml.Node, path string, lookup LookupFunc, 
 		out, refs, err := Substitute(n.Value, lookup)
 		if err != nil {
 			line, col := n.Line, n.Column
-			if se, ok := err.(*SubstitutionError); ok && n.Style == 0 && !strings.Contains(n.Value[:se.Offset], "\n") {
+			// Point at the reference itself when the value is written
+			// as is on one line; a folded or escaped one keeps the
+			// scalar's start.
+			if se, ok := err.(*SubstitutionError); ok && d.sourceAt(line, col, n.Value[:se.Offset]) {
 				col += len([]rune(n.Value[:se.Offset]))
 			}
 			d.errorf(CodeSubstitution, line, col, path, err.Error(), "write ${NAME}, ${env:NAME} or ${NAME:-default}; write $$ for a literal $")
@@ -215,4 +220,31 @@ func (d *Document) retag(n *yaml.Node) {
 
 func needsQuoting(s string) bool {
 	return strings.ContainsAny(s, ":#\n\"'*&!|>%@`{}[],") || strings.HasPrefix(s, "-") || strings.HasPrefix(s, "?") || strings.TrimSpace(s) != s
+}
+
+// sourceAt reports whether the source text at line:col (col in runes)
+// starts with text on that same line.
+func (d *Document) sourceAt(line, col int, text string) bool {
+	src := d.Source
+	for i := 1; i < line; i++ {
+		j := bytes.IndexAny(src, "\r\n")
+		if j < 0 {
+			return false
+		}
+		if src[j] == '\r' && j+1 < len(src) && src[j+1] == '\n' {
+			j++
+		}
+		src = src[j+1:]
+	}
+	if j := bytes.IndexAny(src, "\r\n"); j >= 0 {
+		src = src[:j]
+	}
+	for k := 1; k < col; k++ {
+		if len(src) == 0 {
+			return false
+		}
+		_, size := utf8.DecodeRune(src)
+		src = src[size:]
+	}
+	return strings.HasPrefix(string(src), text)
 }

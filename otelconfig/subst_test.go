@@ -149,3 +149,28 @@ func TestUnsetVariableWarning(t *testing.T) {
 		t.Fatalf("diagnostics = %v, want one env-unset warning on line 1 (OTEL_* references are optional by design)", d.Diagnostics)
 	}
 }
+
+// TestSubstitutionErrorPosition: an invalid reference is pointed at when
+// the value is written as is on one line; otherwise the position is the
+// scalar's start, never a column past the end of a line.
+func TestSubstitutionErrorPosition(t *testing.T) {
+	for _, tt := range []struct {
+		name, src string
+		line, col int
+	}{
+		{"plain", "x: ab ${\n", 1, 7},
+		{"after unicode", "x: é ${\n", 1, 6},
+		{"folded plain", "k: aaaaaaa\n b ${\n", 1, 4},
+		{"quoted with an escape", "x: \"\\tb ${\"\n", 1, 4},
+		{"crlf", "a: 1\r\nx: ab ${\r\n", 2, 7},
+		{"lone cr", "a: 1\rx: ab ${\r", 2, 7},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			d := Parse("f.yaml", []byte(tt.src), Limits{})
+			d.SubstituteEnv(mapLookup(nil), true)
+			if len(d.Diagnostics) != 1 || d.Diagnostics[0].Line != tt.line || d.Diagnostics[0].Column != tt.col {
+				t.Fatalf("diagnostics = %v, want one at %d:%d", d.Diagnostics, tt.line, tt.col)
+			}
+		})
+	}
+}
