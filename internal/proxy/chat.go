@@ -151,12 +151,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		s.relayBuffered(w, r, c, cctx, timer, resp)
 		return
 	}
-	if !timer.Stop() {
-		// Timed out in the instant the stream began: the timeout wins.
-		s.upstreamFailed(w, r, c, cctx, context.Cause(cctx))
-		return
-	}
-	s.relayStream(w, r, c, cctx, resp)
+	s.relayStream(w, r, c, cctx, cancel, timer, resp)
 }
 
 // readBody reads the request body within max_body_bytes and the read
@@ -265,26 +260,41 @@ func requestAttrs(req map[string]json.RawMessage) []attribute.KeyValue {
 	return out
 }
 
-// upstreamFailed answers a call that got no response: 504 on a timeout,
-// 502 when the upstream could not be reached, nothing when the client has
-// gone.
+// upstreamFailed answers a call that got no usable response, before
+// anything was sent to the client: 504 on a timeout, 502 when the upstream
+// could not be reached, broke off or answered with something that is not
+// an answer, nothing when the client has gone.
 func (s *Server) upstreamFailed(w http.ResponseWriter, r *http.Request, c *call, cctx context.Context, err error) {
 	ctx := r.Context()
 	kind := classify(cctx, err)
 	c.end(kind, causeText(err))
 	lctx := c.logContext(ctx)
 	res := c.result()
-	switch kind {
-	case errTypeCanceled:
+	fail := func(msg, typ, code, text string) {
+		s.log.ErrorContext(lctx, msg, "model", c.requestModel, "upstream", c.up.host, "error", causeText(err), "status", http.StatusBadGateway)
+		writeError(w, http.StatusBadGateway, typ, code, "", text)
+	}
+	switch {
+	case kind == errTypeCanceled:
 		s.log.InfoContext(lctx, "Client closed the request", "model", c.requestModel, "duration_ms", durationMS(res.duration))
-	case errTypeTimeout:
+	case kind == errTypeTimeout:
 		s.log.ErrorContext(lctx, "Upstream timed out", "model", c.requestModel, "upstream", c.up.host, "timeout", c.up.timeout.String(), "status", http.StatusGatewayTimeout)
 		writeError(w, http.StatusGatewayTimeout, "timeout_error", "upstream_timeout", "",
 			fmt.Sprintf("the upstream of model %q did not answer within %s", c.requestModel, c.up.timeout))
-	default:
-		s.log.ErrorContext(lctx, "Upstream request failed", "model", c.requestModel, "upstream", c.up.host, "error", causeText(err), "status", http.StatusBadGateway)
-		writeError(w, http.StatusBadGateway, "api_connection_error", "upstream_unreachable", "",
+	case kind == errTypeInvalid:
+		fail("Upstream sent an invalid response", "api_error", "upstream_invalid_response",
+			fmt.Sprintf("the upstream of model %q (%s) sent an invalid response: %s", c.requestModel, c.up.host, causeText(err)))
+	case kind == errTypeRead:
+		fail("Upstream response broke off", "api_error", "upstream_response_broken",
+			fmt.Sprintf("the response of the upstream of model %q (%s) broke off: %s", c.requestModel, c.up.host, causeText(err)))
+	case isDialError(err):
+		fail("Upstream request failed", "api_connection_error", "upstream_unreachable",
 			fmt.Sprintf("cannot reach the upstream of model %q (%s): %s", c.requestModel, c.up.host, causeText(err)))
+	default:
+		// Reached, but no HTTP answer came back: closed early, or bytes
+		// that are not HTTP.
+		fail("Upstream request failed", "api_connection_error", "upstream_bad_response",
+			fmt.Sprintf("the upstream of model %q (%s) did not answer properly: %s", c.requestModel, c.up.host, causeText(err)))
 	}
 }
 
@@ -315,6 +325,22 @@ func (s *Server) relayBuffered(w http.ResponseWriter, r *http.Request, c *call, 
 			fmt.Sprintf("the upstream's response is over %d bytes", maxResponseBytes))
 		return
 	}
+	if !isJSONObject(body) {
+		if resp.StatusCode < 400 {
+			// The observer has refused it already, unless it was too
+			// large for the observer to hold.
+			s.upstreamFailed(w, r, c, cctx, &upstreamError{kind: errTypeInvalid, err: errors.New("the response is not a JSON object")})
+			return
+		}
+		// An error page (a load balancer's HTML, an empty 503): the status
+		// and its headers are relayed, the body in OpenAI's shape.
+		c.end("", "")
+		copyHeaders(w.Header(), resp.Header)
+		writeError(w, resp.StatusCode, "api_error", "upstream_error", "",
+			fmt.Sprintf("the upstream of model %q (%s) answered %d %s", c.requestModel, c.up.host, resp.StatusCode, http.StatusText(resp.StatusCode)))
+		s.logOutcome(r.Context(), c)
+		return
+	}
 	c.end("", "") // already ended at EOF; this covers bodies that never report it
 	copyHeaders(w.Header(), resp.Header)
 	if w.Header().Get("Content-Type") == "" {
@@ -328,9 +354,36 @@ func (s *Server) relayBuffered(w http.ResponseWriter, r *http.Request, c *call, 
 
 // relayStream relays Server-Sent Events as they come: each event is
 // flushed to the client when its closing blank line arrives, never held
-// back until the stream ends.
-func (s *Server) relayStream(w http.ResponseWriter, r *http.Request, c *call, cctx context.Context, resp *http.Response) {
+// back until the stream ends. The 200 goes out with the first event, once
+// it is known to be one: an upstream that sends no valid event within
+// upstream.timeout gets the client a clean 504 or 502. From then on the
+// stream is bounded by stream_idle_timeout (between reads, upstream and
+// client side) and stream_timeout (in all), and a stream that breaks, is
+// cut or turns invalid ends with an error event in OpenAI's shape instead
+// of [DONE].
+func (s *Server) relayStream(w http.ResponseWriter, r *http.Request, c *call, cctx context.Context, cancel context.CancelCauseFunc, timer *time.Timer, resp *http.Response) {
 	ctx := r.Context()
+	limits := s.settings.Upstream
+	body := &readNotifier{r: resp.Body}
+	br := bufio.NewReaderSize(body, 32<<10)
+
+	ev, err := readEvent(br)
+	if !timer.Stop() {
+		// upstream.timeout ran out before the first event: it wins.
+		s.upstreamFailed(w, r, c, cctx, context.Cause(cctx))
+		return
+	}
+	if err == nil {
+		err = ev.problem()
+	}
+	if errors.Is(err, io.EOF) {
+		err = &upstreamError{kind: errTypeInvalid, err: errors.New("the stream ended before its first event")}
+	}
+	if err != nil {
+		s.upstreamFailed(w, r, c, cctx, err)
+		return
+	}
+
 	h := w.Header()
 	copyHeaders(h, resp.Header)
 	h.Set("Cache-Control", "no-cache")
@@ -338,50 +391,169 @@ func (s *Server) relayStream(w http.ResponseWriter, r *http.Request, c *call, cc
 	h.Del("Content-Length")
 	w.WriteHeader(resp.StatusCode)
 	rc := http.NewResponseController(w)
-	_ = rc.Flush()
+	defer func() { _ = rc.SetWriteDeadline(time.Time{}) }()
+	idle := time.AfterFunc(limits.StreamIdleTimeout, func() { cancel(errStreamIdle) })
+	defer idle.Stop()
+	total := time.AfterFunc(time.Until(c.start.Add(limits.StreamTimeout)), func() { cancel(errStreamTimeout) })
+	defer total.Stop()
+	body.onData = func() { idle.Reset(limits.StreamIdleTimeout) }
 
-	br := bufio.NewReaderSize(resp.Body, 32<<10)
 	for {
-		line, err := br.ReadSlice('\n')
-		if len(line) > 0 {
-			if _, werr := w.Write(line); werr != nil {
-				c.end(errTypeCanceled, "the client went away")
-				s.log.InfoContext(c.logContext(ctx), "Client closed the stream", "model", c.requestModel, "duration_ms", durationMS(time.Since(c.start)))
-				return
-			}
-			if isBlankLine(line) {
-				if ferr := rc.Flush(); ferr != nil {
-					c.end(errTypeCanceled, "the client went away")
-					return
-				}
-			}
-		}
-		switch {
-		case err == nil, errors.Is(err, bufio.ErrBufferFull):
-			continue
-		case errors.Is(err, io.EOF):
-			_ = rc.Flush()
-			s.logOutcome(ctx, c)
-			return
-		}
-		// The stream broke after the 200 went out: all that is left is
-		// an error event in OpenAI's shape, and the log.
-		kind := classify(cctx, err)
-		c.end(kind, causeText(err))
-		if kind == errTypeCanceled {
+		if err := writeEvent(w, rc, ev.raw, limits.StreamIdleTimeout); err != nil {
+			c.end(errTypeCanceled, "the client went away")
 			s.log.InfoContext(c.logContext(ctx), "Client closed the stream", "model", c.requestModel, "duration_ms", durationMS(time.Since(c.start)))
 			return
 		}
-		s.log.ErrorContext(c.logContext(ctx), "Upstream stream broke", "model", c.requestModel, "upstream", c.up.host, "error", causeText(err))
-		ev, _ := json.Marshal(map[string]any{"error": apiError{Message: "the upstream stream broke: " + causeText(err), Type: "api_error", Code: "upstream_stream_error"}})
-		_, _ = fmt.Fprintf(w, "data: %s\n\n", ev)
-		_ = rc.Flush()
+		ev, err = readEvent(br)
+		if err == nil {
+			err = ev.problem()
+		}
+		switch {
+		case err == nil:
+			continue
+		case errors.Is(err, io.EOF):
+			// The observer lets EOF through only for a complete stream;
+			// what came after the last blank line (data: [DONE]) still
+			// goes out, as an event.
+			if len(bytes.TrimSpace(ev.raw)) > 0 {
+				_ = writeEvent(w, rc, append(ev.raw, "\n\n"[trailingNewlines(ev.raw):]...), limits.StreamIdleTimeout)
+			}
+			s.logOutcome(ctx, c)
+			return
+		}
+		s.streamFailed(w, rc, c, cctx, err)
 		return
 	}
 }
 
-func isBlankLine(b []byte) bool {
-	return len(b) == 1 && b[0] == '\n' || len(b) == 2 && b[0] == '\r' && b[1] == '\n'
+// streamFailed ends a stream that broke, was cut or turned invalid after
+// the 200 went out: all that is left is an error event in OpenAI's shape,
+// the span's status and the log.
+func (s *Server) streamFailed(w http.ResponseWriter, rc *http.ResponseController, c *call, cctx context.Context, err error) {
+	kind := classify(cctx, err)
+	c.end(kind, causeText(err))
+	lctx := c.logContext(cctx)
+	limits := s.settings.Upstream
+	var msg, code, text string
+	switch cause := context.Cause(cctx); {
+	case kind == errTypeCanceled:
+		s.log.InfoContext(lctx, "Client closed the stream", "model", c.requestModel, "duration_ms", durationMS(time.Since(c.start)))
+		return
+	case errors.Is(cause, errStreamIdle):
+		msg, code = "Upstream stream stalled", "upstream_stream_idle"
+		text = fmt.Sprintf("the upstream of model %q sent nothing for %s", c.requestModel, limits.StreamIdleTimeout)
+	case errors.Is(cause, errStreamTimeout):
+		msg, code = "Upstream stream timed out", "upstream_stream_timeout"
+		text = fmt.Sprintf("the stream of model %q ran longer than %s", c.requestModel, limits.StreamTimeout)
+	case kind == errTypeInvalid:
+		msg, code = "Upstream sent an invalid stream", "upstream_invalid_response"
+		text = "the upstream sent an invalid stream: " + causeText(err)
+	default:
+		msg, code = "Upstream stream broke", "upstream_stream_error"
+		text = "the upstream stream broke: " + causeText(err)
+	}
+	s.log.ErrorContext(lctx, msg, "model", c.requestModel, "upstream", c.up.host, "error", causeText(err), "duration_ms", durationMS(time.Since(c.start)))
+	ev, _ := json.Marshal(map[string]any{"error": apiError{Message: text, Type: "api_error", Code: code}})
+	_ = writeEvent(w, rc, fmt.Appendf(nil, "data: %s\n\n", ev), limits.StreamIdleTimeout)
+}
+
+// writeEvent sends one event and flushes it. A client that reads nothing
+// for the idle timeout is cut: the handler never waits on it for ever.
+func writeEvent(w http.ResponseWriter, rc *http.ResponseController, ev []byte, idle time.Duration) error {
+	_ = rc.SetWriteDeadline(time.Now().Add(idle))
+	if _, err := w.Write(ev); err != nil {
+		return err
+	}
+	return rc.Flush()
+}
+
+func trailingNewlines(b []byte) int {
+	switch {
+	case bytes.HasSuffix(b, []byte("\n\n")):
+		return 2
+	case bytes.HasSuffix(b, []byte("\n")):
+		return 1
+	}
+	return 0
+}
+
+// maxEventBytes bounds one Server-Sent Event, held until its blank line.
+const maxEventBytes = 4 << 20
+
+// sseEvent is one Server-Sent Event as read: its bytes as they came, to
+// relay, and what the proxy checks of it.
+type sseEvent struct {
+	raw     []byte
+	data    []byte
+	hasData bool
+	bad     string
+}
+
+// readEvent reads the lines of one event, through its blank line.
+func readEvent(br *bufio.Reader) (sseEvent, error) {
+	var ev sseEvent
+	start := 0 // of the current line in raw
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if len(ev.raw)+len(chunk) > maxEventBytes {
+			return ev, &upstreamError{kind: errTypeInvalid, err: fmt.Errorf("an event is over %d bytes", maxEventBytes)}
+		}
+		ev.raw = append(ev.raw, chunk...)
+		switch {
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		case err != nil:
+			return ev, err
+		}
+		line := bytes.TrimRight(ev.raw[start:], "\r\n")
+		start = len(ev.raw)
+		if len(line) == 0 {
+			return ev, nil
+		}
+		ev.field(line)
+	}
+}
+
+func (ev *sseEvent) field(line []byte) {
+	name, value, ok := sseField(line)
+	switch {
+	case !ok:
+		if ev.bad == "" {
+			ev.bad = "a line that is not a Server-Sent Events field"
+		}
+	case name == "data":
+		if ev.hasData {
+			ev.data = append(ev.data, '\n')
+		}
+		ev.data = append(ev.data, value...)
+		ev.hasData = true
+	}
+}
+
+// problem says why the event cannot be relayed.
+func (ev *sseEvent) problem() error {
+	p := ev.bad
+	if p == "" && ev.hasData {
+		p = dataProblem(ev.data)
+	}
+	if p == "" {
+		return nil
+	}
+	return &upstreamError{kind: errTypeInvalid, err: errors.New(p)}
+}
+
+// readNotifier calls onData after every read that returned data.
+type readNotifier struct {
+	r      io.Reader
+	onData func()
+}
+
+func (n *readNotifier) Read(p []byte) (int, error) {
+	k, err := n.r.Read(p)
+	if k > 0 && n.onData != nil {
+		n.onData()
+	}
+	return k, err
 }
 
 func copyHeaders(dst, src http.Header) {

@@ -15,6 +15,11 @@ import (
 	"unicode/utf8"
 
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/log"
+	sdklog "go.opentelemetry.io/otel/sdk/log"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.uber.org/goleak"
 )
 
 // Hostile HTTP input: every test here runs the proxy through Serve, with
@@ -470,4 +475,328 @@ func assertValidUTF8(t *testing.T, tel *telemetry) {
 		})
 	}
 	check("console output", tel.console.String())
+}
+
+// errorRecords returns the log records of severity error or above.
+func (tt *telemetry) errorRecords() []sdklog.Record {
+	var out []sdklog.Record
+	for _, r := range tt.logs.all() {
+		if r.Severity() >= log.SeverityError {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// waitSpan waits for the span with that name to have ended.
+func waitSpan(t testing.TB, tel *telemetry, name string) tracetest.SpanStub {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if s := tel.spansNamed(name); len(s) > 0 {
+			return s[0]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no span %q; spans: %v", name, tel.spans.GetSpans())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// assertCallFailed checks that the upstream span of the only call records
+// an error, and that an error log record was written in its trace.
+func assertCallFailed(t testing.TB, tel *telemetry, model, wantType string) {
+	t.Helper()
+	s := waitSpan(t, tel, "chat "+model)
+	if s.Status.Code != codes.Error {
+		t.Errorf("upstream span status %v, want Error", s.Status)
+	}
+	if got := spanAttrs(s)["error.type"]; got != wantType {
+		t.Errorf("upstream span error.type %q, want %q", got, wantType)
+	}
+	var inTrace []string
+	for _, r := range tel.errorRecords() {
+		if r.TraceID() == s.SpanContext.TraceID() {
+			inTrace = append(inTrace, r.Body().AsString())
+		}
+	}
+	if len(inTrace) == 0 {
+		t.Errorf("no error log record in the request's trace; records: %d", len(tel.logs.all()))
+	}
+}
+
+// sseChunk is one valid chunk of an OpenAI stream.
+func sseChunk(content string) string {
+	return fmt.Sprintf("data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":%q},\"finish_reason\":null}]}\n\n", content)
+}
+
+const sseFinish = "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n"
+
+// lastEventError decodes the error of the last event of a stream.
+func lastEventError(t testing.TB, body []byte) apiError {
+	t.Helper()
+	events := sseEvents(body)
+	if len(events) == 0 {
+		t.Fatalf("no events in %q", body)
+	}
+	for _, e := range events {
+		if e == "[DONE]" {
+			t.Errorf("a stream that failed ends with [DONE]: %q", body)
+		}
+	}
+	return apiErr(t, []byte(events[len(events)-1]))
+}
+
+// TestUpstreamStreamsForever: a started stream is bounded by
+// stream_timeout in all and by stream_idle_timeout between reads; the
+// client gets an error event, the upstream request is cancelled, the span
+// and the log record the timeout. A stream that keeps producing within
+// both limits is not cut, and upstream.timeout only bounds its start.
+func TestUpstreamStreamsForever(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name     string
+		every    time.Duration // between events; 0: one event, then silence
+		events   int           // 0: for ever
+		idle     time.Duration
+		total    time.Duration
+		wantCode string // "": completes
+		wantCut  time.Duration
+	}{
+		{name: "endless data", every: 10 * time.Millisecond, idle: 300 * time.Millisecond, total: 700 * time.Millisecond,
+			wantCode: "upstream_stream_timeout", wantCut: 700 * time.Millisecond},
+		{name: "silent after the first event", idle: 200 * time.Millisecond, total: 10 * time.Second,
+			wantCode: "upstream_stream_idle", wantCut: 200 * time.Millisecond},
+		{name: "slow but steady", every: 50 * time.Millisecond, events: 16, idle: 300 * time.Millisecond, total: 10 * time.Second},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cancelled := make(chan bool, 1)
+			sv := serveProxy(t, func(w http.ResponseWriter, r *http.Request, _ seen) {
+				w.Header().Set("Content-Type", "text/event-stream")
+				rc := http.NewResponseController(w)
+				for i := 0; tt.events == 0 || i < tt.events; i++ {
+					io.WriteString(w, sseChunk(fmt.Sprintf("w%d ", i)))
+					rc.Flush()
+					wait := tt.every
+					if wait == 0 {
+						wait = time.Hour
+					}
+					select {
+					case <-r.Context().Done():
+						cancelled <- true
+						return
+					case <-time.After(wait):
+					}
+				}
+				io.WriteString(w, sseFinish)
+				cancelled <- false
+			}, func(s *Settings) {
+				s.Upstream.StreamIdleTimeout, s.Upstream.StreamTimeout = tt.idle, tt.total
+				s.Models[0].Timeout = 100 * time.Millisecond // bounds the first event only
+			})
+			start := time.Now()
+			status, _, body := sv.chat(t, chatBody("gpt-test", true, "x"), nil)
+			took := time.Since(start)
+			if status != http.StatusOK {
+				t.Fatalf("status %d: %s", status, body)
+			}
+			if tt.wantCode == "" {
+				events := sseEvents(body)
+				if events[len(events)-1] != "[DONE]" || len(events) != tt.events+2 {
+					t.Errorf("a steady stream was cut: %d events, last %q", len(events), events[len(events)-1])
+				}
+				if s := waitSpan(t, sv.tel, "chat gpt-test"); s.Status.Code == codes.Error {
+					t.Errorf("span of a complete stream: %v", s.Status)
+				}
+				return
+			}
+			if e := lastEventError(t, body); e.Code != tt.wantCode {
+				t.Errorf("last event %+v, want code %s", e, tt.wantCode)
+			}
+			if len(sseEvents(body)) < 2 {
+				t.Errorf("the events before the cut were not relayed: %q", body)
+			}
+			if took < tt.wantCut-50*time.Millisecond || took > tt.wantCut+2*time.Second {
+				t.Errorf("stream ended after %s, want about %s", took, tt.wantCut)
+			}
+			select {
+			case c := <-cancelled:
+				if !c {
+					t.Error("the upstream finished instead of being cancelled")
+				}
+			case <-time.After(5 * time.Second):
+				t.Error("the upstream request was not cancelled")
+			}
+			assertCallFailed(t, sv.tel, "gpt-test", errTypeTimeout)
+		})
+	}
+}
+
+// hijacked answers with raw bytes on the upstream connection, then closes
+// it: responses no well-behaved server would send.
+func hijacked(raw ...string) func(http.ResponseWriter, *http.Request, seen) {
+	return func(w http.ResponseWriter, r *http.Request, _ seen) {
+		conn, buf, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			panic(err)
+		}
+		defer conn.Close()
+		for _, s := range raw {
+			buf.WriteString(s)
+			buf.Flush()
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
+func answer(status int, contentType, body string) func(http.ResponseWriter, *http.Request, seen) {
+	return func(w http.ResponseWriter, r *http.Request, _ seen) {
+		if contentType != "" {
+			w.Header().Set("Content-Type", contentType)
+		}
+		w.Header().Set("Retry-After", "3")
+		w.WriteHeader(status)
+		io.WriteString(w, body)
+	}
+}
+
+func httpChunk(s string) string { return fmt.Sprintf("%x\r\n%s\r\n", len(s), s) }
+
+// TestUpstreamGarbage: an upstream that answers with something that is
+// not an answer — not JSON, not HTTP, not Server-Sent Events, a wrong
+// Content-Length, a connection closed half-way — gets the client a clean
+// 502 in OpenAI's shape when nothing was sent yet, or an error event that
+// ends a stream already under way; the upstream span records the error
+// and an error log record is written in the request's trace.
+func TestUpstreamGarbage(t *testing.T) {
+	t.Parallel()
+	const sseHead = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+	completion := `{"id":"c","object":"chat.completion","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}]}`
+	for _, tt := range []struct {
+		name     string
+		handle   func(http.ResponseWriter, *http.Request, seen)
+		stream   bool
+		want     int    // the client's status
+		wantCode string // of the error body, or of the stream's last event
+		wantType string // error.type of the upstream span
+	}{
+		{"HTML on a JSON response", answer(200, "text/html", "<html><body>Welcome to nginx!</body></html>"), false, 502, "upstream_invalid_response", errTypeInvalid},
+		{"JSON cut short", answer(200, "application/json", `{"id":"c","choices":[{"message":`), false, 502, "upstream_invalid_response", errTypeInvalid},
+		{"empty 200", answer(200, "application/json", ""), false, 502, "upstream_invalid_response", errTypeInvalid},
+		{"JSON that is not an object", answer(200, "application/json", `["a","b"]`), false, 502, "upstream_invalid_response", errTypeInvalid},
+		{"Content-Length longer than the body", hijacked("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n" + completion[:40]), false, 502, "upstream_response_broken", errTypeRead},
+		{"Content-Length shorter than the body", hijacked("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 20\r\n\r\n" + completion), false, 502, "upstream_invalid_response", errTypeInvalid},
+		{"not HTTP", hijacked("SSH-2.0-OpenSSH_9.6\r\n\r\n"), false, 502, "upstream_bad_response", errTypeConnection},
+		{"closed without answering", hijacked(), false, 502, "upstream_bad_response", errTypeConnection},
+		{"headers cut off", hijacked("HTTP/1.1 200 OK\r\nContent-Ty"), false, 502, "upstream_bad_response", errTypeConnection},
+		{"chunked body cut off", hijacked("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" + httpChunk(completion[:30])), false, 502, "upstream_response_broken", errTypeRead},
+
+		{"stream that is an HTML page", answer(200, "text/event-stream", "<html><body>Bad Gateway</body></html>\n\n"), true, 502, "upstream_invalid_response", errTypeInvalid},
+		{"stream whose first event is not JSON", answer(200, "text/event-stream", "data: {\"id\":\"c\",\"choi\n\n"), true, 502, "upstream_invalid_response", errTypeInvalid},
+		{"stream without events", answer(200, "text/event-stream", ""), true, 502, "upstream_invalid_response", errTypeInvalid},
+		{"stream closed before its first event", hijacked(sseHead), true, 502, "upstream_response_broken", errTypeRead},
+		{"stream closed mid-event, first event", hijacked(sseHead, httpChunk("data: {\"id\":")), true, 502, "upstream_response_broken", errTypeRead},
+
+		{"stream closed after an event", hijacked(sseHead, httpChunk(sseChunk("one"))), true, 200, "upstream_stream_error", errTypeRead},
+		{"stream turns to garbage", answer(200, "text/event-stream", sseChunk("one")+"data: {broken\n\n"+sseFinish), true, 200, "upstream_invalid_response", errTypeInvalid},
+		{"stream turns to HTML", answer(200, "text/event-stream", sseChunk("one")+"<html>\n\n"), true, 200, "upstream_invalid_response", errTypeInvalid},
+		{"stream ends without [DONE]", answer(200, "text/event-stream", sseChunk("one")+sseChunk("two")), true, 200, "upstream_invalid_response", errTypeInvalid},
+		{"stream ends mid-event", answer(200, "text/event-stream", sseChunk("one")+"data: {\"id\":\"c\""), true, 200, "upstream_invalid_response", errTypeInvalid},
+		{"stream with a Content-Length too long", hijacked("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: 5000\r\n\r\n" + sseChunk("one")), true, 200, "upstream_stream_error", errTypeRead},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			sv := serveProxy(t, tt.handle, nil)
+			status, hdr, body := sv.chat(t, chatBody("gpt-test", tt.stream, "x"), nil)
+			if status != tt.want {
+				t.Fatalf("status %d, want %d: %s", status, tt.want, body)
+			}
+			if status == http.StatusOK {
+				if got := streamedContent(t, sseEvents(body)[:1]); got != "one" {
+					t.Errorf("the event before the failure was not relayed: %q", body)
+				}
+				if e := lastEventError(t, body); e.Code != tt.wantCode {
+					t.Errorf("last event %+v, want code %s", e, tt.wantCode)
+				}
+			} else {
+				if ct := hdr.Get("Content-Type"); ct != "application/json" {
+					t.Errorf("Content-Type %q", ct)
+				}
+				if e := apiErr(t, body); e.Code != tt.wantCode {
+					t.Errorf("code %q, want %q: %s", e.Code, tt.wantCode, body)
+				}
+			}
+			assertCallFailed(t, sv.tel, "gpt-test", tt.wantType)
+			assertValidUTF8(t, sv.tel)
+		})
+	}
+}
+
+// TestUpstreamErrorPage: an upstream error status whose body is not JSON
+// (a load balancer's page) keeps its status and Retry-After; the body is
+// replaced by one in OpenAI's shape.
+func TestUpstreamErrorPage(t *testing.T) {
+	t.Parallel()
+	sv := serveProxy(t, answer(http.StatusServiceUnavailable, "text/html", "<html><h1>503 Service Temporarily Unavailable</h1></html>"), nil)
+	status, hdr, body := sv.chat(t, chatBody("gpt-test", false, "x"), nil)
+	if status != http.StatusServiceUnavailable || hdr.Get("Retry-After") != "3" || hdr.Get("Content-Type") != "application/json" {
+		t.Fatalf("status %d, headers %v: %s", status, hdr, body)
+	}
+	if e := apiErr(t, body); e.Code != "upstream_error" || !strings.Contains(e.Message, "503") {
+		t.Errorf("error %+v", e)
+	}
+	if s := waitSpan(t, sv.tel, "chat gpt-test"); s.Status.Code != codes.Error {
+		t.Errorf("span status %v", s.Status)
+	}
+}
+
+// TestClientDisconnectMidStream: a client that goes away in the middle of
+// a stream cancels the upstream request — a remote upstream sees its
+// request's context end, the built-in echo stops — and nothing the
+// request started outlives it. Not parallel: goleak checks every
+// goroutine the test leaves behind.
+func TestClientDisconnectMidStream(t *testing.T) {
+	leaks := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, leaks) }) // registered first: runs after every other cleanup
+	cancelled := make(chan bool, 1)
+	sv := serveProxy(t, func(w http.ResponseWriter, r *http.Request, _ seen) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, sseChunk("first"))
+		http.NewResponseController(w).Flush()
+		select {
+		case <-r.Context().Done():
+			cancelled <- true
+		case <-time.After(5 * time.Second):
+			cancelled <- false
+		}
+	}, nil)
+	long := strings.Repeat("many words ", 50_000) // far more than the socket buffers hold
+	for _, tt := range []struct{ model, prompt string }{{"gpt-test", "x"}, {"echo", long}} {
+		t.Run(tt.model, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodPost, sv.url("/v1/chat/completions"), strings.NewReader(chatBody(tt.model, true, tt.prompt)))
+			resp, err := sv.client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if line, err := bufio.NewReader(resp.Body).ReadString('\n'); err != nil || !strings.HasPrefix(line, "data: {") {
+				t.Fatalf("first line %q: %v", line, err)
+			}
+			resp.Body.Close() // mid-stream: the connection goes
+			if tt.model == "gpt-test" {
+				select {
+				case c := <-cancelled:
+					if !c {
+						t.Fatal("the upstream request was not cancelled")
+					}
+				case <-time.After(6 * time.Second):
+					t.Fatal("the upstream handler never returned")
+				}
+			}
+			s := waitSpan(t, sv.tel, "chat "+tt.model)
+			if got := spanAttrs(s)["error.type"]; got != errTypeCanceled {
+				t.Errorf("upstream span error.type %q, want %q", got, errTypeCanceled)
+			}
+		})
+	}
 }

@@ -127,9 +127,17 @@ type HeaderPattern struct {
 // UpstreamSettings bound upstream calls and size the connection pool.
 type UpstreamSettings struct {
 	// Timeout bounds a non-streamed completion, and the wait for a
-	// streamed one to start; on expiry the client gets 504. A stream that
-	// has started is never cut by it.
+	// streamed one to start (its first event); on expiry the client gets
+	// 504. A stream that has started is not cut by it.
 	Timeout time.Duration `koanf:"timeout"`
+	// StreamIdleTimeout cuts a started stream when the upstream sends
+	// nothing for this long (or the client reads nothing for this long);
+	// the client gets an error event.
+	StreamIdleTimeout time.Duration `koanf:"stream_idle_timeout"`
+	// StreamTimeout bounds a streamed completion in all, from the request
+	// to its last event: a stream that would go on forever ends with an
+	// error event.
+	StreamTimeout time.Duration `koanf:"stream_timeout"`
 	// ConnectTimeout bounds dialling an upstream and the TLS handshake.
 	ConnectTimeout      time.Duration `koanf:"connect_timeout"`
 	MaxIdleConns        int           `koanf:"max_idle_conns"`
@@ -183,6 +191,8 @@ var DefaultHeaderPatterns = []HeaderPattern{
 var (
 	DefaultUpstream = UpstreamSettings{
 		Timeout:             10 * time.Minute,
+		StreamIdleTimeout:   5 * time.Minute,
+		StreamTimeout:       time.Hour,
 		ConnectTimeout:      10 * time.Second,
 		MaxIdleConns:        100,
 		MaxIdleConnsPerHost: 32,
@@ -278,6 +288,7 @@ func (s Settings) Validate() error {
 		v    time.Duration
 	}{
 		{"upstream.timeout", s.Upstream.Timeout}, {"upstream.connect_timeout", s.Upstream.ConnectTimeout},
+		{"upstream.stream_idle_timeout", s.Upstream.StreamIdleTimeout}, {"upstream.stream_timeout", s.Upstream.StreamTimeout},
 		{"upstream.idle_conn_timeout", s.Upstream.IdleConnTimeout},
 		{"server.read_header_timeout", s.Server.ReadHeaderTimeout}, {"server.read_timeout", s.Server.ReadTimeout},
 		{"server.idle_timeout", s.Server.IdleTimeout}, {"server.shutdown_timeout", s.Server.ShutdownTimeout},

@@ -78,25 +78,49 @@ const (
 	errTypeConnection = "connection_error"
 	errTypeRead       = "response_read_error"
 	errTypeTooLarge   = "response_too_large"
+	errTypeInvalid    = "invalid_response"
 )
 
-// errUpstreamTimeout is the cancellation cause of a call that ran out of
-// time (504), as opposed to a client that went away.
-var errUpstreamTimeout = errors.New("upstream timeout")
+// Cancellation causes of a call cut by the proxy's own limits, as opposed
+// to a client that went away.
+var (
+	errUpstreamTimeout = errors.New("upstream timeout")    // upstream.timeout: 504
+	errStreamTimeout   = errors.New("stream timeout")      // upstream.stream_timeout
+	errStreamIdle      = errors.New("stream idle timeout") // upstream.stream_idle_timeout
+)
 
-// classify tells a timeout, a cancelled request and a failed connection
-// apart.
+func isTimeoutCause(err error) bool {
+	return errors.Is(err, errUpstreamTimeout) || errors.Is(err, errStreamTimeout) || errors.Is(err, errStreamIdle)
+}
+
+// classify tells a timeout, a cancelled request, a broken or invalid
+// response and a failed connection apart.
 func classify(ctx context.Context, err error) string {
-	var ne net.Error
+	var (
+		ne net.Error
+		ue *upstreamError
+	)
 	switch {
-	case errors.Is(context.Cause(ctx), errUpstreamTimeout):
+	case isTimeoutCause(context.Cause(ctx)):
 		return errTypeTimeout
 	case ctx.Err() != nil:
 		return errTypeCanceled
+	case errors.As(err, &ue):
+		return ue.kind
 	case errors.As(err, &ne) && ne.Timeout():
 		return errTypeTimeout
 	}
 	return errTypeConnection
+}
+
+// isDialError tells an upstream that could not be reached from one that
+// was reached and broke the exchange.
+func isDialError(err error) bool {
+	var (
+		oe *net.OpError
+		de *net.DNSError
+	)
+	return errors.As(err, &de) || errors.As(err, &oe) && oe.Op == "dial"
 }
 
 // upstreamError is a failed upstream round trip. Its ErrorType is what
@@ -184,6 +208,13 @@ func (c *call) logContext(fallback context.Context) context.Context {
 		return trace.ContextWithSpan(fallback, c.span)
 	}
 	return fallback
+}
+
+// finished reports whether a finish_reason has been seen.
+func (c *call) finished() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.reasons) > 0
 }
 
 func (c *call) setStatus(code int) {
@@ -367,7 +398,9 @@ const (
 // observer sees the response body as the handler reads it. It sits below
 // otelhttp's body wrapper, which ends the client span when the body hits
 // EOF: so it completes the call (attributes, metrics) just before passing
-// EOF up.
+// EOF up — or, when the body that ended is not a valid answer (not a JSON
+// object; a stream cut off before [DONE]), passes an error up instead, so
+// the span and the handler learn it while the span is still open.
 type observer struct {
 	ctx      context.Context
 	c        *call
@@ -378,6 +411,14 @@ type observer struct {
 	skipping bool
 	buf      []byte
 	overflow bool
+
+	// The event being read, and what the stream has shown so far.
+	pending  bool   // a line of an event has come since the last blank line
+	data     []byte // the event's data lines, joined
+	hasData  bool
+	dataOver bool   // the data was too long to keep
+	done     bool   // data: [DONE] has come
+	problem  string // the first thing that makes the stream invalid
 }
 
 func (o *observer) Read(p []byte) (int, error) {
@@ -387,12 +428,36 @@ func (o *observer) Read(p []byte) (int, error) {
 	}
 	switch {
 	case err == io.EOF:
+		problem := ""
 		if !o.ignore {
 			if o.sse {
-				o.endLine()
+				cut := len(o.line) > 0 || o.skipping || o.pending
+				if len(o.line) > 0 || o.skipping {
+					o.endLine()
+				}
+				if o.pending {
+					o.endEvent()
+				}
+				problem = o.streamEndProblem(cut)
 			} else if !o.overflow {
-				o.c.observe(o.buf)
+				// Past maxObservedJSON the handler checks the body itself.
+				if isJSONObject(o.buf) {
+					o.c.observe(o.buf)
+				} else {
+					problem = "the response is not a JSON object"
+				}
 			}
+		}
+		if problem != "" {
+			kind := errTypeInvalid
+			if o.ctx.Err() != nil {
+				// Cut short because the call was cancelled (an in-process
+				// upstream ends its body cleanly then): not the upstream's
+				// fault.
+				kind = classify(o.ctx, io.ErrUnexpectedEOF)
+			}
+			o.c.end(kind, problem)
+			return n, &upstreamError{kind: kind, err: errors.New(problem)}
 		}
 		o.c.end("", "")
 	case err != nil:
@@ -450,16 +515,102 @@ func (o *observer) appendLine(b []byte) {
 }
 
 func (o *observer) endLine() {
-	if !o.skipping {
-		line := bytes.TrimRight(o.line, "\r")
-		if data, ok := bytes.CutPrefix(line, []byte("data:")); ok {
-			data = bytes.TrimSpace(data)
-			if len(data) > 0 && data[0] == '{' {
-				o.c.observe(data)
+	line := bytes.TrimRight(o.line, "\r")
+	switch {
+	case o.skipping:
+		// Over maxObservedLine: part of an event, not checked.
+		o.pending, o.dataOver = true, true
+	case len(line) == 0:
+		o.endEvent()
+	default:
+		o.pending = true
+		name, value, ok := sseField(line)
+		switch {
+		case !ok:
+			o.fail("a line that is not a Server-Sent Events field")
+		case name != "data":
+		case len(o.data)+len(value) > maxObservedLine:
+			o.dataOver, o.data = true, o.data[:0]
+		case !o.dataOver:
+			if o.hasData {
+				o.data = append(o.data, '\n')
 			}
+			o.data = append(o.data, value...)
 		}
+		o.hasData = o.hasData || name == "data"
 	}
 	o.line, o.skipping = o.line[:0], false
+}
+
+// endEvent checks and observes the event that a blank line (or the end of
+// the stream) has just ended.
+func (o *observer) endEvent() {
+	if o.hasData && !o.dataOver {
+		d := bytes.TrimSpace(o.data)
+		switch p := dataProblem(d); {
+		case p != "":
+			o.fail(p)
+		case string(d) == "[DONE]":
+			o.done = true
+		default:
+			o.c.observe(d)
+		}
+	}
+	o.pending, o.hasData, o.dataOver, o.data = false, false, false, o.data[:0]
+}
+
+func (o *observer) fail(problem string) {
+	if o.problem == "" {
+		o.problem = problem
+	}
+}
+
+// streamEndProblem says what is wrong with a stream that has just ended;
+// cut is whether it ended inside an event. A stream is complete with
+// [DONE], or — some OpenAI-compatible servers leave [DONE] out — after a
+// finish_reason.
+func (o *observer) streamEndProblem(cut bool) string {
+	switch {
+	case o.problem != "":
+		return o.problem
+	case o.done:
+		return ""
+	case cut:
+		return "the stream ended in the middle of an event"
+	case !o.c.finished():
+		return "the stream ended before data: [DONE]"
+	}
+	return ""
+}
+
+// sseField splits a line of a Server-Sent Event into its field's name
+// and value; ok is false for a line that is neither a comment (name "")
+// nor a field an OpenAI stream uses.
+func sseField(line []byte) (name string, value []byte, ok bool) {
+	n, v, _ := bytes.Cut(line, []byte(":"))
+	v = bytes.TrimPrefix(v, []byte(" "))
+	switch string(n) {
+	case "", "data", "event", "id", "retry":
+		return string(n), v, true
+	}
+	return string(n), v, false
+}
+
+// dataProblem says what is wrong with the data of an event of an OpenAI
+// stream, which is a JSON object or [DONE]. The data is never quoted: it
+// may be completion text.
+func dataProblem(d []byte) string {
+	d = bytes.TrimSpace(d)
+	if string(d) == "[DONE]" || isJSONObject(d) {
+		return ""
+	}
+	return "an event whose data is not a JSON object"
+}
+
+// isJSONObject reports whether b is one JSON object.
+func isJSONObject(b []byte) bool {
+	b = bytes.TrimSpace(b)
+	return len(b) > 0 && b[0] == '{' && json.Valid(b)
 }
 
 // handlerTransport serves requests with an in-process handler (the echo
@@ -481,7 +632,10 @@ func (t handlerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	go func() {
 		defer func() {
 			w.commit(http.StatusOK)
-			pw.Close()
+			// A handler that stopped because the call was cancelled ends
+			// the body with that error, as a broken connection would; a
+			// clean EOF would pass for a complete answer.
+			pw.CloseWithError(r.Context().Err())
 			if r.Body != nil {
 				r.Body.Close()
 			}
