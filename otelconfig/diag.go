@@ -207,7 +207,13 @@ func FormatText(w io.Writer, ds Diagnostics, opt TextOptions) error {
 			sev = paint(ansiYellow, sev)
 		}
 		fmt.Fprintf(&b, "%s: %s: %s [%s]\n", paint(ansiBold, d.Position()), sev, paint(ansiBold, d.Message), d.Code)
-		if line, ok := sourceLine(opt.Sources[d.File], d.Line); ok && d.Line > 0 {
+		line, ok := sourceLine(opt.Sources[d.File], d.Line)
+		if ok && secretPath(d.Path) {
+			// The line holds a secret (a literal key is what the
+			// security lint reports): show where, never what.
+			line, ok = redactFrom(line, d.Column)
+		}
+		if ok && d.Line > 0 {
 			num := fmt.Sprintf("%5d", d.Line)
 			fmt.Fprintf(&b, "%s | %s\n", paint(ansiCyan, num), line)
 			if d.Column > 0 {
@@ -245,6 +251,19 @@ func caretPad(line string, col int) string {
 		b.WriteByte(' ')
 	}
 	return b.String()
+}
+
+// redactFrom replaces a source line from column col (in runes) on with
+// [REDACTED]; without a column nothing of the line can be shown.
+func redactFrom(line string, col int) (string, bool) {
+	if col <= 0 {
+		return "", false
+	}
+	r := []rune(line)
+	if col-1 < len(r) {
+		r = r[:col-1]
+	}
+	return string(r) + Redacted, true
 }
 
 // sourceLine returns line n (1-based) of src without its line ending, with

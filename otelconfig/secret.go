@@ -38,6 +38,15 @@ func (d *Document) IsSecret(pointer string, n *yaml.Node) bool {
 	return false
 }
 
+// secretPath reports whether the value at a JSON pointer is secret by its
+// place or its name, whatever it holds.
+func secretPath(pointer string) bool {
+	if pointer == "" {
+		return false
+	}
+	return secretPointer.MatchString(pointer) || IsSecretName(pointer[lastSlash(pointer)+1:])
+}
+
 func lastSlash(s string) int {
 	for i := len(s) - 1; i >= 0; i-- {
 		if s[i] == '/' {
