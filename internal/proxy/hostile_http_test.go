@@ -172,10 +172,10 @@ func drip(addr, req string, gap time.Duration) (dripped, error) {
 // while the proxy keeps serving everybody else at once.
 func TestSlowClientHeadersAreCut(t *testing.T) {
 	t.Parallel()
-	const timeout = 300 * time.Millisecond
+	const timeout = time.Second
 	sv := serveProxy(t, nil, func(s *Settings) { s.Server.ReadHeaderTimeout = timeout })
 	req := "POST /v1/chat/completions HTTP/1.1\r\nHost: proxy\r\nContent-Type: application/json\r\nUser-Agent: slowloris\r\nContent-Length: 2\r\n\r\n{}"
-	const gap = 30 * time.Millisecond // the whole request would take ~3.5 s
+	const gap = 50 * time.Millisecond // the whole request would take ~6 s
 	const slow = 10
 	results := make(chan dripped, slow)
 	for range slow {
@@ -565,11 +565,11 @@ func TestUpstreamStreamsForever(t *testing.T) {
 		wantCode string // "": completes
 		wantCut  time.Duration
 	}{
-		{name: "endless data", every: 10 * time.Millisecond, idle: 300 * time.Millisecond, total: 700 * time.Millisecond,
-			wantCode: "upstream_stream_timeout", wantCut: 700 * time.Millisecond},
-		{name: "silent after the first event", idle: 200 * time.Millisecond, total: 10 * time.Second,
-			wantCode: "upstream_stream_idle", wantCut: 200 * time.Millisecond},
-		{name: "slow but steady", every: 50 * time.Millisecond, events: 16, idle: 300 * time.Millisecond, total: 10 * time.Second},
+		{name: "endless data", every: 10 * time.Millisecond, idle: 500 * time.Millisecond, total: time.Second,
+			wantCode: "upstream_stream_timeout", wantCut: time.Second},
+		{name: "silent after the first event", idle: 400 * time.Millisecond, total: 10 * time.Second,
+			wantCode: "upstream_stream_idle", wantCut: 400 * time.Millisecond},
+		{name: "slow but steady", every: 50 * time.Millisecond, events: 16, idle: 600 * time.Millisecond, total: 10 * time.Second},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
