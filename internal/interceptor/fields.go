@@ -3,6 +3,7 @@ package interceptor
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -19,6 +20,7 @@ const (
 	kindListen               // host:port, :port or a port number
 	kindPort                 // 1-65535
 	kindDuration             // a Go duration such as 30s or 5m
+	kindBytes                // a byte count >= 1
 )
 
 // field is one setting: its key in the settings file, the INTERCEPTOR_*
@@ -48,6 +50,8 @@ var fields = []field{
 		doc: "project directory: names the derived identity and keys the port registry; empty: the working directory"},
 	{key: "otel_config", kind: kindPath, env: "INTERCEPTOR_OTEL_CONFIG", flag: "otel-config",
 		doc: "otel.yaml to boot telemetry from; empty: $OTEL_CONFIG_FILE, else built-in console output"},
+	{key: "max_body_bytes", kind: kindBytes, env: "INTERCEPTOR_MAX_BODY_BYTES", flag: "max-body-bytes",
+		doc: "largest request body in bytes; larger requests get 413 and never reach the proxy"},
 	{key: "port_registry.path", kind: kindPath, env: "INTERCEPTOR_PORT_REGISTRY_PATH", flag: "port-registry",
 		doc: "port registry file; empty: ~/.config/otelcfg/port_registry.json"},
 	{key: "port_registry.min_port", kind: kindPort, env: "INTERCEPTOR_PORT_REGISTRY_MIN_PORT",
@@ -60,6 +64,12 @@ var fields = []field{
 		doc: "bound on waiting for the proxy's response headers"},
 	{key: "timeouts.read_header", kind: kindDuration, env: "INTERCEPTOR_TIMEOUTS_READ_HEADER",
 		doc: "bound on reading a client's request headers"},
+	{key: "timeouts.read_body", kind: kindDuration, env: "INTERCEPTOR_TIMEOUTS_READ_BODY",
+		doc: "bound on reading a client's request body (then 408)"},
+	{key: "timeouts.response_idle", kind: kindDuration, env: "INTERCEPTOR_TIMEOUTS_RESPONSE_IDLE",
+		doc: "an answer under way is cut when the proxy sends nothing, or the client reads nothing, for this long"},
+	{key: "timeouts.response", kind: kindDuration, env: "INTERCEPTOR_TIMEOUTS_RESPONSE",
+		doc: "bound on a whole exchange, from the request to the last byte of the answer"},
 	{key: "timeouts.idle", kind: kindDuration, env: "INTERCEPTOR_TIMEOUTS_IDLE",
 		doc: "idle keep-alive connections are closed after this"},
 	{key: "timeouts.shutdown", kind: kindDuration, env: "INTERCEPTOR_TIMEOUTS_SHUTDOWN",
@@ -191,6 +201,8 @@ func parseValue(f field, v string) (any, error) {
 		return n, nil
 	case kindDuration:
 		return parseDuration(v)
+	case kindBytes:
+		return parseBytes(v)
 	case kindHeader, kindSecret:
 		if err := checkHeaderValue(v); err != nil {
 			if f.kind == kindSecret {
@@ -200,6 +212,17 @@ func parseValue(f field, v string) (any, error) {
 		}
 	}
 	return v, nil
+}
+
+func parseBytes(v string) (int64, error) {
+	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("%q is not an integer", v)
+	case n < 1 || n > 1<<40:
+		return 0, fmt.Errorf("%d is not a byte count from 1 to 2^40", n)
+	}
+	return n, nil
 }
 
 func parseDuration(v string) (time.Duration, error) {

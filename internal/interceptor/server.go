@@ -13,11 +13,13 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/otelcfg/otelcfg/internal/interceptor/portreg"
 	"github.com/otelcfg/otelcfg/otelconfig"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	noopmetric "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
@@ -172,6 +174,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		Handler:           s.handler,
 		ReadHeaderTimeout: s.settings.Timeouts.ReadHeader,
 		IdleTimeout:       s.settings.Timeouts.Idle,
+		MaxHeaderBytes:    MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
@@ -207,39 +210,130 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// forward relays one request to the proxy and logs its outcome.
+// forward relays one request to the proxy and logs its outcome. The
+// request body must arrive within read_body and stay within
+// max_body_bytes; the answer is bounded by response_idle and response.
 func (s *Server) forward(w http.ResponseWriter, r *http.Request, rp *httputil.ReverseProxy) {
 	start := time.Now()
 	ctx := r.Context()
+	span := trace.SpanFromContext(ctx)
+	sanitizeRequestAttrs(span, r)
 	uid := r.Header.Get(HeaderUserID)
 	source := "client"
 	if uid == "" {
 		uid, source = s.userID, "interceptor"
 	}
-	trace.SpanFromContext(ctx).SetAttributes(
-		attribute.String("user.id", uid),
+	// The header goes to the proxy as sent; telemetry gets UTF-8.
+	span.SetAttributes(
+		attribute.String("user.id", validUTF8(uid)),
 		attribute.String("interceptor.user_id.source", source),
 	)
-	s.log.InfoContext(ctx, "Received request", "method", r.Method, "path", r.URL.Path, "user_id", uid)
+	s.log.InfoContext(ctx, "Received request", "method", r.Method, "path", validUTF8(r.URL.Path), "user_id", validUTF8(uid))
+	if limit := s.settings.MaxBodyBytes; r.ContentLength > limit {
+		s.refuse(w, r, http.StatusRequestEntityTooLarge, "request_too_large",
+			fmt.Sprintf("the request body is %d bytes, over the limit of %d", r.ContentLength, limit))
+		return
+	}
 	s.log.InfoContext(ctx, "Forwarding to proxy", "target", redactURL(s.target))
 
-	rec := &recorder{ResponseWriter: w}
-	defer func() {
-		level, msg := slog.LevelInfo, "Proxy responded"
-		switch {
-		case rec.failed:
-			level, msg = slog.LevelWarn, "Request failed"
-		case rec.status >= 500:
-			level = slog.LevelWarn
+	cctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	total := time.AfterFunc(s.settings.Timeouts.Response, func() { cancel(errResponseTimeout) })
+	defer total.Stop()
+	ex := &exchange{cancel: cancel, idle: s.settings.Timeouts.ResponseIdle, total: s.settings.Timeouts.Response}
+	defer ex.stop()
+	r = r.WithContext(context.WithValue(cctx, exchangeKey{}, ex))
+	if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
+		rc := http.NewResponseController(w)
+		_ = rc.SetReadDeadline(time.Now().Add(s.settings.Timeouts.ReadBody))
+		r.Body = &clientBody{
+			ReadCloser: http.MaxBytesReader(w, r.Body, s.settings.MaxBodyBytes),
+			ex:         ex,
+			// Once the body is in, net/http's background read must not
+			// trip over the deadline while the answer streams.
+			lift: func() { _ = rc.SetReadDeadline(time.Time{}) },
 		}
+	}
+
+	rec := &recorder{ResponseWriter: w, idle: s.settings.Timeouts.ResponseIdle}
+	defer func() {
+		// ReverseProxy panics with http.ErrAbortHandler when the answer
+		// breaks off after its headers went out: the outcome is logged,
+		// and the panic goes on to net/http, which cuts the connection —
+		// the client's only sign that what it got is incomplete.
+		p := recover()
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
 		status := rec.status
 		if status == 0 {
 			status = http.StatusOK
 		}
-		s.log.Log(ctx, level, msg, "status", status, "duration_ms", float64(time.Since(start).Microseconds())/1000, "bytes", rec.bytes)
+		args := []any{"status", status, "duration_ms", float64(time.Since(start).Microseconds()) / 1000, "bytes", rec.bytes}
+		switch f := ex.answerFailure(); {
+		case f != nil:
+			span.SetAttributes(semconv.ErrorTypeKey.String(f.code))
+			span.SetStatus(codes.Error, f.text)
+			s.log.ErrorContext(ctx, f.logMsg, append(args, "error", f.text)...)
+		case rec.failed:
+			s.log.WarnContext(ctx, "Request failed", args...)
+		case p != nil && (ctx.Err() != nil || rec.writeErr != nil):
+			// The client went away, or stopped reading for response_idle.
+			s.log.InfoContext(ctx, "Client closed the request", args...)
+		case p != nil:
+			span.SetStatus(codes.Error, "the answer was cut off")
+			s.log.ErrorContext(ctx, "Proxy answer cut off", args...)
+		case status >= 500:
+			s.log.WarnContext(ctx, "Proxy responded", args...)
+		default:
+			s.log.InfoContext(ctx, "Proxy responded", args...)
+		}
+		if p != nil {
+			panic(p)
+		}
 	}()
 	rp.ServeHTTP(rec, r)
 }
+
+// refuse answers a request the interceptor does not forward, leaving its
+// body unread.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
+	abandonBody(w)
+	s.log.WarnContext(r.Context(), "Rejected request", "method", r.Method, "path", validUTF8(r.URL.Path), "status", status, "code", code, "reason", msg)
+	writeError(w, status, "invalid_request_error", code, msg)
+}
+
+// abandonBody gives up on the rest of a request body: the connection
+// closes after the answer. net/http would otherwise drain up to 256 KiB of
+// it to reuse the connection — whatever Connection says, when it closes
+// the body — so the read deadline is moved to now, which ends that drain
+// at its first read.
+func abandonBody(w http.ResponseWriter) {
+	w.Header().Set("Connection", "close")
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+}
+
+// sanitizeRequestAttrs replaces the span attributes otelhttp copied from
+// the request as sent (user agent, X-Forwarded-For, decoded path) when they
+// are not UTF-8: OTLP cannot encode such a string, and one would fail the
+// export of a whole batch. The request is forwarded unchanged.
+func sanitizeRequestAttrs(span trace.Span, r *http.Request) {
+	if !span.IsRecording() {
+		return
+	}
+	var fix []attribute.KeyValue
+	if ua := r.UserAgent(); !utf8.ValidString(ua) {
+		fix = append(fix, semconv.UserAgentOriginal(validUTF8(ua)))
+	}
+	if xff, _, _ := strings.Cut(r.Header.Get("X-Forwarded-For"), ","); !utf8.ValidString(xff) {
+		fix = append(fix, semconv.ClientAddress(validUTF8(xff)))
+	}
+	if !utf8.ValidString(r.URL.Path) {
+		fix = append(fix, semconv.URLPath(validUTF8(r.URL.Path)))
+	}
+	span.SetAttributes(fix...)
+}
+
+// validUTF8 replaces each run of bytes that is not UTF-8 with U+FFFD.
+func validUTF8(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
 
 // rewrite builds the outgoing request: the proxy's URL joined with the
 // client's path and query, the identity and source headers, and the
@@ -276,20 +370,29 @@ func hasCredentials(h http.Header) bool {
 	return false
 }
 
-// proxyError answers when the proxy cannot be reached or fails before its
-// response headers: 502 (504 on a timeout) in OpenAI's error shape.
+// proxyError answers when no answer came from the proxy: the client's
+// body failed (408, 413, 400), or the proxy could not be reached (502),
+// did not answer in time (504) or did not answer properly (502), in
+// OpenAI's error shape.
 func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	ctx := r.Context()
 	rec, _ := w.(*recorder)
 	if rec != nil {
 		rec.failed = true
 	}
+	if ex := exchangeFrom(ctx); ex != nil {
+		if cerr := ex.clientFailure(); cerr != nil {
+			s.clientBodyFailed(w, r, cerr)
+			return
+		}
+	}
 	cause := err
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		cause = ue.Err // the url.Error repeats the URL, query string included
 	}
-	if ctx.Err() != nil {
+	timedOut := errors.Is(context.Cause(ctx), errResponseTimeout)
+	if ctx.Err() != nil && !timedOut {
 		// The client went away; nobody is left to answer.
 		s.log.InfoContext(ctx, "Client closed the request", "error", cause.Error())
 		if rec != nil {
@@ -297,10 +400,17 @@ func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 		}
 		return
 	}
-	status, code := http.StatusBadGateway, "proxy_unreachable"
-	msg := fmt.Sprintf("the interceptor could not reach the proxy at %s: %v", redactURL(s.target), cause)
+	status, code := http.StatusBadGateway, "proxy_bad_response"
+	msg := fmt.Sprintf("the proxy at %s did not answer properly: %v", redactURL(s.target), cause)
 	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, context.DeadlineExceeded) {
+	switch {
+	case timedOut:
+		status, code = http.StatusGatewayTimeout, "proxy_timeout"
+		msg = fmt.Sprintf("the proxy at %s did not answer within %s", redactURL(s.target), s.settings.Timeouts.Response)
+	case isDialError(err):
+		code = "proxy_unreachable"
+		msg = fmt.Sprintf("the interceptor could not reach the proxy at %s: %v", redactURL(s.target), cause)
+	case errors.As(err, &ne) && ne.Timeout() || errors.Is(err, context.DeadlineExceeded):
 		status, code = http.StatusGatewayTimeout, "proxy_timeout"
 		msg = fmt.Sprintf("the proxy at %s did not answer in time: %v", redactURL(s.target), cause)
 	}
@@ -308,9 +418,42 @@ func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	span.RecordError(errors.New(msg))
 	span.SetAttributes(semconv.ErrorTypeKey.String(code))
 	s.log.ErrorContext(ctx, "Proxy request failed", "error", cause.Error(), "target", redactURL(s.target), "status", status)
+	writeError(w, status, "api_connection_error", code, msg)
+}
+
+// clientBodyFailed answers a request whose body could not be read whole.
+func (s *Server) clientBodyFailed(w http.ResponseWriter, r *http.Request, err error) {
+	var (
+		mbe *http.MaxBytesError
+		ne  net.Error
+	)
+	switch {
+	case errors.As(err, &mbe):
+		s.refuse(w, r, http.StatusRequestEntityTooLarge, "request_too_large",
+			fmt.Sprintf("the request body is over the limit of %d bytes", s.settings.MaxBodyBytes))
+	case errors.As(err, &ne) && ne.Timeout():
+		s.refuse(w, r, http.StatusRequestTimeout, "request_timeout",
+			fmt.Sprintf("the request body did not arrive within %s", s.settings.Timeouts.ReadBody))
+	default:
+		// The text of a net.OpError names both ends of the connection.
+		s.refuse(w, r, http.StatusBadRequest, "invalid_body", "the request body could not be read")
+	}
+}
+
+// isDialError tells a proxy that could not be reached from one that was
+// reached and broke the exchange.
+func isDialError(err error) bool {
+	var (
+		oe *net.OpError
+		de *net.DNSError
+	)
+	return errors.As(err, &de) || errors.As(err, &oe) && oe.Op == "dial"
+}
+
+func writeError(w http.ResponseWriter, status int, typ, code, msg string) {
 	writeJSON(w, status, map[string]any{"error": map[string]any{
 		"message": msg,
-		"type":    "api_connection_error",
+		"type":    typ,
 		"code":    code,
 	}})
 }
@@ -327,9 +470,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // Hijack, which streaming and protocol upgrades need.
 type recorder struct {
 	http.ResponseWriter
-	status int
-	bytes  int64
-	failed bool
+	status   int
+	bytes    int64
+	failed   bool
+	idle     time.Duration // each write must be taken within this; 0: no bound
+	writeErr error         // the first write to the client that failed
 }
 
 func (r *recorder) WriteHeader(code int) {
@@ -343,8 +488,16 @@ func (r *recorder) Write(b []byte) (int, error) {
 	if r.status == 0 {
 		r.status = http.StatusOK
 	}
+	if r.idle > 0 {
+		// A client that reads nothing for response_idle is cut: the
+		// handler never waits on it for ever.
+		_ = http.NewResponseController(r.ResponseWriter).SetWriteDeadline(time.Now().Add(r.idle))
+	}
 	n, err := r.ResponseWriter.Write(b)
 	r.bytes += int64(n)
+	if err != nil && r.writeErr == nil {
+		r.writeErr = err
+	}
 	return n, err
 }
 
@@ -362,7 +515,13 @@ func (t redactingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		u.RawQuery = redactQuery(u.RawQuery)
 		trace.SpanFromContext(r.Context()).SetAttributes(semconv.URLFull(u.String()))
 	}
-	return t.rt.RoundTrip(r)
+	resp, err := t.rt.RoundTrip(r)
+	if ex := exchangeFrom(r.Context()); err == nil && ex != nil {
+		// Below otelhttp's body wrapper: the answer's failures reach the
+		// client span before it ends.
+		resp.Body = ex.watch(r.Context(), resp)
+	}
+	return resp, err
 }
 
 var secretParams = []string{"key", "token", "secret", "password", "passwd", "sig", "signature", "auth", "credential"}

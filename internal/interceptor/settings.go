@@ -83,6 +83,9 @@ type Settings struct {
 	// OtelConfig is the otel.yaml to boot telemetry from. Empty means
 	// OTEL_CONFIG_FILE, else the built-in console configuration.
 	OtelConfig string `koanf:"otel_config"`
+	// MaxBodyBytes bounds a request body: a larger one gets 413 without
+	// reaching the proxy (one sent chunked is cut at the limit).
+	MaxBodyBytes int64 `koanf:"max_body_bytes"`
 	// PortRegistry is where stable per-directory ports are kept.
 	PortRegistry PortRegistrySettings `koanf:"port_registry"`
 	// Timeouts bound every wait of the interceptor.
@@ -97,8 +100,9 @@ type PortRegistrySettings struct {
 	MaxPort int    `koanf:"max_port"`
 }
 
-// Timeouts are the interceptor's time limits. Streams (SSE) are not cut by
-// any of them once the proxy has answered.
+// Timeouts are the interceptor's time limits. Once the proxy has answered,
+// only ResponseIdle and Response bound the answer: a stream that keeps
+// coming within both is never cut.
 type Timeouts struct {
 	// Connect bounds dialling the proxy (and the TLS handshake).
 	Connect time.Duration `koanf:"connect"`
@@ -108,6 +112,16 @@ type Timeouts struct {
 	ResponseHeader time.Duration `koanf:"response_header"`
 	// ReadHeader bounds reading a client's request headers.
 	ReadHeader time.Duration `koanf:"read_header"`
+	// ReadBody bounds reading a client's request body; a client that
+	// stalls in it gets 408.
+	ReadBody time.Duration `koanf:"read_body"`
+	// ResponseIdle cuts an answer under way when the proxy sends nothing
+	// (or the client reads nothing) for this long. A backstop: the proxy
+	// bounds its streams itself, more tightly.
+	ResponseIdle time.Duration `koanf:"response_idle"`
+	// Response bounds a whole exchange, from the request to the last byte
+	// of the answer. A backstop above the proxy's own stream_timeout.
+	Response time.Duration `koanf:"response"`
 	// Idle closes idle keep-alive connections, client and proxy side.
 	Idle time.Duration `koanf:"idle"`
 	// Shutdown bounds draining in-flight requests on SIGINT/SIGTERM;
@@ -118,6 +132,17 @@ type Timeouts struct {
 // DefaultTarget is the proxy's default address.
 const DefaultTarget = "http://127.0.0.1:8764"
 
+// DefaultMaxBodyBytes is the default max_body_bytes, the proxy's own
+// default: a larger body would only be refused there.
+const DefaultMaxBodyBytes = 10 << 20
+
+// MaxHeaderBytes bounds a request's header block (net/http allows 4 KiB
+// more): larger headers get 431. An editor's request needs a few hundred
+// bytes; 64 KiB leaves room without letting a client make the interceptor
+// hold a megabyte per connection. It is the proxy's limit too, and the
+// headers the interceptor adds fit in net/http's 4 KiB of slack.
+const MaxHeaderBytes = 64 << 10
+
 // DefaultUserIDPrefix starts directory-derived identities, as the original
 // PyCharm integration did.
 const DefaultUserIDPrefix = "pycharm"
@@ -127,6 +152,9 @@ var DefaultTimeouts = Timeouts{
 	Connect:        10 * time.Second,
 	ResponseHeader: 10 * time.Minute,
 	ReadHeader:     10 * time.Second,
+	ReadBody:       60 * time.Second,
+	ResponseIdle:   10 * time.Minute,
+	Response:       90 * time.Minute,
 	Idle:           2 * time.Minute,
 	Shutdown:       15 * time.Second,
 }
@@ -136,6 +164,7 @@ func DefaultSettings() Settings {
 	return Settings{
 		Target:       DefaultTarget,
 		UserIDPrefix: DefaultUserIDPrefix,
+		MaxBodyBytes: DefaultMaxBodyBytes,
 		PortRegistry: PortRegistrySettings{MinPort: portreg.DefaultMinPort, MaxPort: portreg.DefaultMaxPort},
 		Timeouts:     DefaultTimeouts,
 	}
@@ -158,6 +187,9 @@ func (s Settings) Validate() error {
 			errs = append(errs, k+": "+err.Error())
 		}
 	}
+	if s.MaxBodyBytes < 1 {
+		errs = append(errs, fmt.Sprintf("max_body_bytes: must be at least 1, got %d", s.MaxBodyBytes))
+	}
 	if err := checkPortRange(s.PortRegistry.MinPort, s.PortRegistry.MaxPort); err != nil {
 		errs = append(errs, "port_registry: "+err.Error())
 	}
@@ -166,7 +198,9 @@ func (s Settings) Validate() error {
 		d    time.Duration
 	}{
 		{"connect", s.Timeouts.Connect}, {"response_header", s.Timeouts.ResponseHeader},
-		{"read_header", s.Timeouts.ReadHeader}, {"idle", s.Timeouts.Idle}, {"shutdown", s.Timeouts.Shutdown},
+		{"read_header", s.Timeouts.ReadHeader}, {"read_body", s.Timeouts.ReadBody},
+		{"response_idle", s.Timeouts.ResponseIdle}, {"response", s.Timeouts.Response},
+		{"idle", s.Timeouts.Idle}, {"shutdown", s.Timeouts.Shutdown},
 	} {
 		if t.d <= 0 {
 			errs = append(errs, fmt.Sprintf("timeouts.%s: must be positive, got %s", t.name, t.d))

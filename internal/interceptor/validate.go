@@ -10,7 +10,8 @@ import (
 )
 
 // markerKeys are top-level keys only an interceptor settings file has.
-var markerKeys = []string{"target", "user_id", "user_id_prefix", "port_registry", "project_dir"}
+// (max_body_bytes is not one: the proxy has it too.)
+var markerKeys = []string{"target", "user_id", "user_id_prefix", "port_registry", "project_dir", "timeouts"}
 
 // LooksLikeSettings reports whether a parsed file's top level looks like
 // interceptor settings (rather than otel.yaml or another service's
@@ -152,6 +153,16 @@ func (v *validator) value(f field, n *yaml.Node, path string) {
 			v.errorf(otelconfig.CodeSettings, n, path, "", "%s %d is not a port (1 to 65535)", f.key, p)
 		}
 		return
+	case kindBytes:
+		b, ok := intValue(n)
+		if !ok {
+			v.errorf(otelconfig.CodeType, n, path, quoteHint(n), "%s must be an integer, found %s", f.key, kindName(n))
+			return
+		}
+		if b < 1 || b > 1<<40 {
+			v.errorf(otelconfig.CodeSettings, n, path, "", "%s %d is not a byte count from 1 to 2^40", f.key, b)
+		}
+		return
 	case kindListen:
 		if tag != "!!str" && tag != "!!int" {
 			v.errorf(otelconfig.CodeType, n, path, "", "listen must be host:port, :port or a port number, found %s", kindName(n))
@@ -217,7 +228,7 @@ func quoteHint(n *yaml.Node) string {
 
 func kindWant(k kind) string {
 	switch k {
-	case kindPort:
+	case kindPort, kindBytes:
 		return "an integer"
 	case kindListen:
 		return "host:port, :port or a port number"
