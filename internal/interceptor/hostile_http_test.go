@@ -18,6 +18,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/otelcfg/otelcfg/internal/proxy"
 	"github.com/otelcfg/otelcfg/otelconfig"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -25,6 +26,7 @@ import (
 	sdklog "go.opentelemetry.io/otel/sdk/log"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/goleak"
 )
 
@@ -794,6 +796,110 @@ func TestClientDisconnectMidStream(t *testing.T) {
 	for _, r := range sv.tel.logs.all() {
 		if r.Severity() >= log.SeverityError {
 			t.Errorf("error log record %q for a client that left", r.Body().AsString())
+		}
+	}
+}
+
+// TestThousandConcurrentRequests: 1 000 requests at once through a real
+// interceptor into a real proxy (its built-in echo), both served by Serve,
+// JSON and streamed: all answered 200 with their own content, none lost,
+// nothing records an error. Not parallel: run alone, it measures the two
+// services, and the timing of the other tests is not disturbed by it.
+func TestThousandConcurrentRequests(t *testing.T) {
+	const n = 1000
+	pcons := &console{}
+	ptel := startTelemetry(t, proxy.ServiceName, pcons)
+	ps := proxy.DefaultSettings()
+	ps.Models = []proxy.ModelSettings{{Name: "echo-model", APIBase: proxy.EchoBase}}
+	ps.Server.ShutdownTimeout = time.Second
+	psrv, err := proxy.New(ps, ptel.Telemetry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	paddr := serveOn(t, psrv.Serve)
+	sv := serveInterceptor(t, nil, func(s *Settings) { s.Target = "http://" + paddr })
+
+	tr := &http.Transport{MaxIdleConnsPerHost: n, DisableCompression: true}
+	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	defer tr.CloseIdleConnections()
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	var ok atomic.Int64
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			stream := i%2 == 1
+			prompt := fmt.Sprintf("request number %d", i)
+			body := fmt.Sprintf(`{"model":"echo-model","messages":[{"role":"user","content":%q}],"stream":%v}`, prompt, stream)
+			resp, err := client.Post(sv.url("/v1/chat/completions"), "application/json", strings.NewReader(body))
+			if err != nil {
+				t.Errorf("request %d: %v", i, err)
+				return
+			}
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil || resp.StatusCode != http.StatusOK {
+				t.Errorf("request %d: %d %v %s", i, resp.StatusCode, err, b)
+				return
+			}
+			var got strings.Builder
+			if stream {
+				for _, e := range events(b) {
+					var c struct {
+						Choices []struct {
+							Delta struct{ Content string } `json:"delta"`
+						} `json:"choices"`
+					}
+					if json.Unmarshal([]byte(e), &c) == nil {
+						for _, ch := range c.Choices {
+							got.WriteString(ch.Delta.Content)
+						}
+					}
+				}
+			} else {
+				var c struct {
+					Choices []struct {
+						Message struct{ Content string } `json:"message"`
+					} `json:"choices"`
+				}
+				if json.Unmarshal(b, &c) == nil && len(c.Choices) == 1 {
+					got.WriteString(c.Choices[0].Message.Content)
+				}
+			}
+			if got.String() != prompt {
+				t.Errorf("request %d got %q, want %q", i, got.String(), prompt)
+				return
+			}
+			ok.Add(1)
+		})
+	}
+	began := time.Now()
+	close(start)
+	wg.Wait()
+	t.Logf("%d requests in %s", n, time.Since(began))
+	if ok.Load() != n {
+		t.Fatalf("%d of %d answered", ok.Load(), n)
+	}
+	for name, tel := range map[string]*telemetry{"interceptor": sv.tel, "proxy": ptel} {
+		waitFor(t, name+" server spans", func() bool {
+			count := 0
+			for _, s := range tel.spans.GetSpans() {
+				if s.SpanKind == trace.SpanKindServer {
+					count++
+				}
+			}
+			return count == n
+		})
+		for _, s := range tel.spans.GetSpans() {
+			if s.Status.Code == codes.Error {
+				t.Errorf("%s span %q: %v", name, s.Name, s.Status)
+			}
+		}
+		for _, r := range tel.logs.all() {
+			if r.Severity() >= log.SeverityWarn {
+				t.Errorf("%s log record %q at %v", name, r.Body().AsString(), r.Severity())
+				break
+			}
 		}
 	}
 }
