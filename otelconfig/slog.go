@@ -148,43 +148,171 @@ func (r *rateLimitedErrors) Handle(err error) {
 // sdkLogSink routes the OpenTelemetry SDK's own diagnostics (logr) to the
 // console at their real severity: its warnings (V(1): "dropped log
 // records", failed exports) become slog warnings, its errors slog errors.
-// Info and debug chatter (V(4), V(8)) stays off. The SDK reports drops at
-// most once per export interval, so the rate is bounded by design.
+// Info and debug chatter (V(4), V(8)) stays off, except the one debug line
+// that carries the batch span processor's count of dropped spans, which
+// the SDK reports nowhere else: it becomes a "dropped spans" warning.
+//
+// Each message is printed at most once per interval: the first at once,
+// the later ones counted (and their "dropped" counts summed) into the
+// next line, so that an outage cannot flood the console; Shutdown prints
+// what is still pending.
 type sdkLogSink struct {
-	h    slog.Handler
 	name string
 	kv   []any
+	lim  *sdkLogLimiter // shared by every copy of the sink
 }
+
+func newSDKLogSink(h slog.Handler, interval time.Duration) *sdkLogSink {
+	return &sdkLogSink{lim: &sdkLogLimiter{h: h, interval: interval, last: map[string]*sdkLine{}}}
+}
+
+// sdkDebug is the logr level of the SDK's debug messages.
+const sdkDebug = 8
 
 func (s *sdkLogSink) Init(logr.RuntimeInfo) {}
 
-func (s *sdkLogSink) Enabled(level int) bool { return level <= 1 }
+func (s *sdkLogSink) Enabled(level int) bool { return level <= 1 || level == sdkDebug }
 
 func (s *sdkLogSink) Info(level int, msg string, kv ...any) {
-	if level > 1 {
-		return
+	switch {
+	case level <= 1:
+		s.lim.emit(slog.LevelWarn, msg, append(append([]any{}, s.kv...), kv...))
+	case level == sdkDebug && msg == "exporting spans":
+		// Said before each export, with the processor's running total.
+		s.lim.spanTotal(kv)
 	}
-	s.log(slog.LevelWarn, msg, kv...)
 }
 
 func (s *sdkLogSink) Error(err error, msg string, kv ...any) {
-	s.log(slog.LevelError, msg, append([]any{"error", err}, kv...)...)
-}
-
-func (s *sdkLogSink) log(l slog.Level, msg string, kv ...any) {
-	ctx := context.Background()
-	if !s.h.Enabled(ctx, l) {
-		return
-	}
-	r := slog.NewRecord(time.Now(), l, "OpenTelemetry SDK: "+msg, 0)
-	r.Add(append(append([]any{}, s.kv...), kv...)...)
-	_ = s.h.Handle(ctx, r)
+	s.lim.emit(slog.LevelError, msg, append(append([]any{"error", err}, s.kv...), kv...))
 }
 
 func (s *sdkLogSink) WithValues(kv ...any) logr.LogSink {
-	return &sdkLogSink{h: s.h, name: s.name, kv: append(append([]any{}, s.kv...), kv...)}
+	return &sdkLogSink{name: s.name, kv: append(append([]any{}, s.kv...), kv...), lim: s.lim}
 }
 
 func (s *sdkLogSink) WithName(name string) logr.LogSink {
-	return &sdkLogSink{h: s.h, name: name, kv: s.kv}
+	return &sdkLogSink{name: name, kv: s.kv, lim: s.lim}
+}
+
+// sdkLogLimiter prints SDK messages at a bounded rate (see sdkLogSink).
+type sdkLogLimiter struct {
+	h        slog.Handler
+	interval time.Duration
+	mu       sync.Mutex
+	last     map[string]*sdkLine // by message
+	spans    uint64              // the span processor's last total
+}
+
+// sdkLine is the state of one message: when it was last printed, and what
+// came since.
+type sdkLine struct {
+	at         time.Time
+	suppressed int
+	dropped    uint64 // summed "dropped" counts of the suppressed ones
+	level      slog.Level
+	kv         []any // of the latest suppressed one
+}
+
+func (l *sdkLogLimiter) spanTotal(kv []any) {
+	total, ok := countArg(kv, "total_dropped")
+	if !ok {
+		return
+	}
+	l.mu.Lock()
+	// With several batch span processors the totals interleave; a total
+	// below the last one starts a new count rather than a negative one.
+	prev := l.spans
+	if total < prev {
+		prev = 0
+	}
+	l.spans = total
+	l.mu.Unlock()
+	if total > prev {
+		l.emit(slog.LevelWarn, "dropped spans", []any{"dropped", total - prev})
+	}
+}
+
+func (l *sdkLogLimiter) emit(level slog.Level, msg string, kv []any) {
+	dropped, _ := countArg(kv, "dropped")
+	now := time.Now()
+	l.mu.Lock()
+	if p := l.last[msg]; p != nil && now.Sub(p.at) < l.interval {
+		p.suppressed++
+		p.dropped += dropped
+		p.level, p.kv = max(p.level, level), kv
+		l.mu.Unlock()
+		return
+	}
+	var n int
+	if p := l.last[msg]; p != nil {
+		n, dropped, level = p.suppressed, dropped+p.dropped, max(p.level, level)
+	}
+	l.last[msg] = &sdkLine{at: now}
+	l.mu.Unlock()
+	l.write(level, msg, kv, n, dropped)
+}
+
+// flush prints every message that was suppressed since it was last
+// printed.
+func (l *sdkLogLimiter) flush() {
+	l.mu.Lock()
+	var pending []struct {
+		msg  string
+		line sdkLine
+	}
+	for msg, p := range l.last {
+		if p.suppressed > 0 {
+			pending = append(pending, struct {
+				msg  string
+				line sdkLine
+			}{msg, *p})
+			*p = sdkLine{at: time.Now()}
+		}
+	}
+	l.mu.Unlock()
+	for _, p := range pending {
+		// The latest message's own count is in dropped already.
+		l.write(p.line.level, p.msg, p.line.kv, p.line.suppressed-1, p.line.dropped)
+	}
+}
+
+func (l *sdkLogLimiter) write(level slog.Level, msg string, kv []any, suppressed int, dropped uint64) {
+	ctx := context.Background()
+	if !l.h.Enabled(ctx, level) {
+		return
+	}
+	r := slog.NewRecord(time.Now(), level, "OpenTelemetry SDK: "+msg, 0)
+	for i := 0; i+1 < len(kv); i += 2 {
+		if k, _ := kv[i].(string); k == "dropped" {
+			r.AddAttrs(slog.Uint64("dropped", dropped))
+			continue
+		}
+		r.Add(kv[i], kv[i+1])
+	}
+	if suppressed > 0 {
+		r.AddAttrs(slog.Int("suppressed", suppressed))
+	}
+	_ = l.h.Handle(ctx, r)
+}
+
+// countArg returns the non-negative integer value of key in a logr
+// key/value list.
+func countArg(kv []any, key string) (uint64, bool) {
+	for i := 0; i+1 < len(kv); i += 2 {
+		if k, _ := kv[i].(string); k != key {
+			continue
+		}
+		switch v := kv[i+1].(type) {
+		case uint64:
+			return v, true
+		case uint32:
+			return uint64(v), true
+		case int:
+			return uint64(max(v, 0)), true
+		case int64:
+			return uint64(max(v, 0)), true
+		}
+	}
+	return 0, false
 }

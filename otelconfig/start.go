@@ -70,6 +70,7 @@ type Telemetry struct {
 	logger  *slog.Logger
 	console slog.Handler
 	globals bool
+	sdkLog  *sdkLogLimiter // nil unless Start installed the SDK's logger
 
 	once        sync.Once
 	shutdownErr error
@@ -165,7 +166,9 @@ func StartConfig(ctx context.Context, cfg *Config, opts ...Option) (*Telemetry, 
 		slog.SetDefault(t.logger)
 		if t.console != nil {
 			otel.SetErrorHandler(&rateLimitedErrors{log: slog.New(t.console), interval: 10 * time.Second})
-			otel.SetLogger(logr.New(&sdkLogSink{h: t.console}))
+			sink := newSDKLogSink(t.console, 10*time.Second)
+			t.sdkLog = sink.lim
+			otel.SetLogger(logr.New(sink))
 		}
 	}
 	return t, nil
@@ -222,6 +225,10 @@ func (t *Telemetry) Shutdown(ctx context.Context) error {
 	t.once.Do(func() {
 		if t.sdk != nil {
 			t.shutdownErr = t.sdk.Shutdown(ctx)
+		}
+		if t.sdkLog != nil {
+			// The last drops and failures, said during the flush.
+			t.sdkLog.flush()
 		}
 		if t.globals && slog.Default() == t.logger {
 			slog.SetDefault(slog.New(newLevelHandler(t.cfg.LogLevel, t.console)))
