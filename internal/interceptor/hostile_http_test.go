@@ -800,6 +800,43 @@ func TestClientDisconnectMidStream(t *testing.T) {
 	}
 }
 
+// TestClientStopsReading: a client that stops reading an answer (the
+// interceptor's writes block once the socket buffers are full) is cut at
+// timeouts.response_idle; the request to the proxy ends, and it is logged
+// as the client's doing.
+func TestClientStopsReading(t *testing.T) {
+	t.Parallel()
+	ended := make(chan struct{})
+	big := sseChunk(strings.Repeat("x", 32<<10))
+	sv := serveInterceptor(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer close(ended)
+		w.Header().Set("Content-Type", "text/event-stream")
+		rc := http.NewResponseController(w)
+		for r.Context().Err() == nil {
+			if _, err := io.WriteString(w, big); err != nil {
+				return
+			}
+			rc.Flush()
+		}
+	}), func(s *Settings) { s.Timeouts.ResponseIdle = 400 * time.Millisecond })
+	conn, err := net.Dial("tcp", sv.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprint(conn, "POST /v1/chat/completions HTTP/1.1\r\nHost: interceptor\r\nContent-Length: 2\r\n\r\n{}")
+	// ... and never reads.
+	select {
+	case <-ended:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the proxy kept streaming to a client that reads nothing")
+	}
+	waitFor(t, "the outcome log", func() bool { return len(sv.tel.logs.byBody("Client closed the request")) == 1 })
+	if s := serverSpan(t, sv.tel.spans); s.Status.Code == codes.Error {
+		t.Errorf("server span %v: a client that stopped reading is not the proxy's error", s.Status)
+	}
+}
+
 // TestThousandConcurrentRequests: 1 000 requests at once through a real
 // interceptor into a real proxy (its built-in echo), both served by Serve,
 // JSON and streamed: all answered 200 with their own content, none lost,

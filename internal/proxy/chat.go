@@ -401,7 +401,11 @@ func (s *Server) relayStream(w http.ResponseWriter, r *http.Request, c *call, cc
 	for {
 		if err := writeEvent(w, rc, ev.raw, limits.StreamIdleTimeout); err != nil {
 			c.end(errTypeCanceled, "the client went away")
-			s.log.InfoContext(c.logContext(ctx), "Client closed the stream", "model", c.requestModel, "duration_ms", durationMS(time.Since(c.start)))
+			msg, level := "Client closed the stream", slog.LevelInfo
+			if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
+				msg, level = "Client stopped reading the stream", slog.LevelWarn
+			}
+			s.log.Log(c.logContext(ctx), level, msg, "model", c.requestModel, "duration_ms", durationMS(time.Since(c.start)))
 			return
 		}
 		ev, err = readEvent(br)

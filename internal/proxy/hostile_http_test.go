@@ -885,3 +885,43 @@ func TestThousandConcurrentRequests(t *testing.T) {
 		t.Errorf("%d error log records, first %q", len(recs), recs[0].Body().AsString())
 	}
 }
+
+// TestClientStopsReading: a client that stops reading a stream (the
+// proxy's writes block once the socket buffers are full) is cut at
+// stream_idle_timeout; the handler returns and the upstream request ends.
+func TestClientStopsReading(t *testing.T) {
+	t.Parallel()
+	ended := make(chan struct{})
+	big := sseChunk(strings.Repeat("x", 32<<10))
+	sv := serveProxy(t, func(w http.ResponseWriter, r *http.Request, _ seen) {
+		defer close(ended)
+		w.Header().Set("Content-Type", "text/event-stream")
+		rc := http.NewResponseController(w)
+		for r.Context().Err() == nil {
+			if _, err := io.WriteString(w, big); err != nil {
+				return
+			}
+			rc.Flush()
+		}
+	}, func(s *Settings) { s.Upstream.StreamIdleTimeout = 400 * time.Millisecond })
+	conn, err := net.Dial("tcp", sv.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	body := chatBody("gpt-test", true, "x")
+	fmt.Fprintf(conn, "POST /v1/chat/completions HTTP/1.1\r\nHost: proxy\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	// ... and never reads.
+	select {
+	case <-ended:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the upstream kept streaming to a client that reads nothing")
+	}
+	s := waitSpan(t, sv.tel, "chat gpt-test")
+	if got := spanAttrs(s)["error.type"]; got != errTypeCanceled {
+		t.Errorf("upstream span error.type %q, want %q", got, errTypeCanceled)
+	}
+	if recs := sv.tel.logs.byBody("Client stopped reading the stream"); len(recs) != 1 {
+		t.Errorf("no log record says the client stopped reading")
+	}
+}
