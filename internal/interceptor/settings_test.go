@@ -75,6 +75,18 @@ func TestLoadSettingsLayering(t *testing.T) {
 			},
 		},
 		{
+			name:  "body limit and answer bounds from file, env and flag",
+			file:  "max_body_bytes: 2048\ntimeouts:\n  read_body: 5s\n  response_idle: 1m\n",
+			env:   []string{"INTERCEPTOR_MAX_BODY_BYTES=4096", "INTERCEPTOR_TIMEOUTS_RESPONSE=2h"},
+			flags: map[string]string{"max_body_bytes": "8192"},
+			check: func(t *testing.T, s Settings, _ string) {
+				tm := s.Timeouts
+				if s.MaxBodyBytes != 8192 || tm.ReadBody != 5*time.Second || tm.ResponseIdle != time.Minute || tm.Response != 2*time.Hour {
+					t.Errorf("max_body_bytes=%d read_body=%s response_idle=%s response=%s", s.MaxBodyBytes, tm.ReadBody, tm.ResponseIdle, tm.Response)
+				}
+			},
+		},
+		{
 			name: "SUPERMEMORY_USERNAME when nothing else names the user",
 			env:  []string{"SUPERMEMORY_USERNAME=alice"},
 			check: func(t *testing.T, s Settings, _ string) {
@@ -317,6 +329,23 @@ func TestLoadSettingsDiagnostics(t *testing.T) {
 				{E, otelconfig.CodeSettings, 5, 13, "/port_registry/max_port", "", "not a port"},
 				{E, otelconfig.CodeSettings, 6, 10, "/user_id", "", "control character"},
 			},
+		},
+		{
+			name: "body limit and answer bounds",
+			file: "max_body_bytes: 0\ntimeouts:\n  read_body: 0s\n  response: soon\n",
+			env:  []string{"INTERCEPTOR_MAX_BODY_BYTES=lots", "INTERCEPTOR_TIMEOUTS_RESPONSE_IDLE=-1m"},
+			want: []diag{
+				{E, otelconfig.CodeSettings, 1, 17, "/max_body_bytes", "", "not a byte count"},
+				{E, otelconfig.CodeSettings, 3, 14, "/timeouts/read_body", "", "must be positive"},
+				{E, otelconfig.CodeSettings, 4, 13, "/timeouts/response", "", "not a duration"},
+				{E, otelconfig.CodeEnvValue, 0, 0, "", "INTERCEPTOR_MAX_BODY_BYTES", "not an integer"},
+				{E, otelconfig.CodeEnvValue, 0, 0, "", "INTERCEPTOR_TIMEOUTS_RESPONSE_IDLE", "must be positive"},
+			},
+		},
+		{
+			name: "max_body_bytes is an integer",
+			file: "max_body_bytes: 10MiB\n",
+			want: []diag{{E, otelconfig.CodeType, 1, 17, "/max_body_bytes", "", "must be an integer"}},
 		},
 		{
 			name: "an otel.yaml given as settings",

@@ -204,6 +204,9 @@ user_id_mappings:
 		{"bad variable value", "models:\n  - name: m\n    api_base: builtin:echo\n", []string{"PROXY_UPSTREAM_TIMEOUT=soon", "PROXY_MAX_BODY_BYTES=-1"},
 			[]want{{"$PROXY_MAX_BODY_BYTES", "error", "env-value", "-1: must be at least 1"},
 				{"$PROXY_UPSTREAM_TIMEOUT", "error", "env-value", `"soon" is not a duration`}}},
+		{"stream bounds", "models:\n  - name: m\n    api_base: builtin:echo\nupstream:\n  stream_timeout: 0s\n", []string{"PROXY_UPSTREAM_STREAM_IDLE_TIMEOUT=forever"},
+			[]want{{"5:19", "error", "settings", "a timeout must be positive"},
+				{"$PROXY_UPSTREAM_STREAM_IDLE_TIMEOUT", "error", "env-value", `"forever" is not a duration`}}},
 		{"yaml syntax", "models:\n  - name: m\n   api_base: x\n", nil,
 			[]want{{"1:", "error", "yaml-syntax", "YAML syntax error"}}},
 	}
