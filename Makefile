@@ -50,5 +50,16 @@ fuzz:
 e2e:
 	$(GO) test -tags e2e -count=1 -timeout 30m ./e2e/
 
+# The performance table (issue 7, BENCHMARKS.md): the micro benchmarks and
+# the HTTP and process figures, each against its baseline, printed as one
+# table. Not run by CI; about 6 minutes on 2 cores, best on a quiet
+# machine. BENCH_FLAGS passes options on, e.g. BENCH_FLAGS='-only micro'.
+BENCH_FLAGS ?=
+bench: build
+	$(GO) build -o $(BIN)/bench-parseyaml ./bench/cmd/parseyaml
+	$(GO) build -o $(BIN)/bench-bareproxy ./bench/cmd/bareproxy
+	$(GO) build -o $(BIN)/bench ./bench/cmd/bench
+	$(BIN)/bench -bin $(BIN) $(BENCH_FLAGS)
+
 clean:
 	rm -rf $(BIN)
