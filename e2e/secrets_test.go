@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -359,18 +360,24 @@ models:
       x-upstream-token: "%s\u0001"
 `, secMaster.value, secUpstream.value, secUpstream.value))
 	badIC := writeFile(t, dir, "bad-interceptor.yaml", fmt.Sprintf("api_key: %s\ntarget: not a url\nbogus: 1\n", secIcKey.value))
+	// A malformed OTEL_EXPORTER_OTLP_HEADERS (a bad %-escape after the
+	// secret) is refused too.
+	badHeaders := append(slices.Clone(env), "OTEL_EXPORTER_OTLP_HEADERS=x-otel-env-token="+secHdrOtel.value+"%zz,"+secHdrOtel.value)
 	refuse := []struct {
 		name string
 		bin  string
+		env  []string
 		args []string
 	}{
-		{"proxy, bad otel.yaml", bins.proxy, []string{"--config", proxyYAML, "--otel-config", badOtel, "--listen", "127.0.0.1:0"}},
-		{"proxy, bad settings", bins.proxy, []string{"--config", badProxy, "--otel-config", otelYAML}},
-		{"interceptor, bad otel.yaml", bins.interceptor, []string{"run", "--config", icYAML, "--otel-config", badOtel, "--listen", "127.0.0.1:0", "--target", proxyURL}},
-		{"interceptor, bad settings", bins.interceptor, []string{"run", "--config", badIC, "--otel-config", otelYAML, "--listen", "127.0.0.1:0"}},
+		{"proxy, bad otel.yaml", bins.proxy, env, []string{"--config", proxyYAML, "--otel-config", badOtel, "--listen", "127.0.0.1:0"}},
+		{"proxy, malformed OTEL_EXPORTER_OTLP_HEADERS", bins.proxy, badHeaders, []string{"--config", proxyYAML, "--otel-config", otelYAML, "--listen", "127.0.0.1:0"}},
+		{"interceptor, malformed OTEL_EXPORTER_OTLP_HEADERS", bins.interceptor, badHeaders, []string{"run", "--config", icYAML, "--otel-config", otelYAML, "--listen", "127.0.0.1:0", "--target", proxyURL}},
+		{"proxy, bad settings", bins.proxy, env, []string{"--config", badProxy, "--otel-config", otelYAML}},
+		{"interceptor, bad otel.yaml", bins.interceptor, env, []string{"run", "--config", icYAML, "--otel-config", badOtel, "--listen", "127.0.0.1:0", "--target", proxyURL}},
+		{"interceptor, bad settings", bins.interceptor, env, []string{"run", "--config", badIC, "--otel-config", otelYAML, "--listen", "127.0.0.1:0"}},
 	}
 	for _, r := range refuse {
-		out, code := runBin(t, r.bin, env, r.args...)
+		out, code := runBin(t, r.bin, r.env, r.args...)
 		if code != 1 {
 			t.Errorf("%s: exit %d, want 1:\n%s", r.name, code, out)
 		}
@@ -401,6 +408,10 @@ models:
 			t.Errorf("otelcfg %s: exit 2:\n%s", strings.Join(args, " "), out)
 		}
 		lc.add("otelcfg "+strings.Join(args, " "), out)
+	}
+	for _, args := range [][]string{{"validate", otelYAML}, {"validate", "--format", "json", otelYAML}, {"print", "--explain", otelYAML}, {"env"}} {
+		out, _ := runBin(t, bins.otelcfg, badHeaders, args...)
+		lc.add("otelcfg "+strings.Join(args, " ")+", malformed OTEL_EXPORTER_OTLP_HEADERS", out)
 	}
 
 	lc.check(map[string][]plantedSecret{
