@@ -36,8 +36,6 @@ var unsupported = []struct {
 	{regexp.MustCompile(`^/instrumentation~1development$`), false, "instrumentation settings are not read by the Go SDK"},
 	{regexp.MustCompile(`^/(tracer|meter|logger)_provider/\w+_configurator~1development$`), false, "scope configurators are not implemented by otelconf v0.27.0"},
 	{regexp.MustCompile(`^/distribution$`), false, "distribution-specific settings are not read by otelconf"},
-	{regexp.MustCompile(`^/attribute_limits$`), false, "global attribute_limits are not applied by otelconf v0.27.0; set tracer_provider.limits and logger_provider.limits"},
-	{regexp.MustCompile(`^/tracer_provider/limits/(event_count_limit|link_count_limit|event_attribute_count_limit|link_attribute_count_limit)$`), false, "otelconf v0.27.0 applies only the attribute limits of tracer_provider.limits; this one is ignored (the OTEL_SPAN_*/OTEL_EVENT_*/OTEL_LINK_* variables still reach the SDK)"},
 	{regexp.MustCompile(`^/meter_provider/readers/\d+/periodic/producers$`), false, "metric producers are not implemented by otelconf v0.27.0"},
 	{regexp.MustCompile(`^/meter_provider/readers/\d+/pull$`), true, "pull readers (prometheus/development) are not implemented by otelconf v0.27.0: the SDK refuses to start"},
 	{regexp.MustCompile(`/exporter/otlp_file~1development$`), true, "the otlp_file/development exporter is not implemented by otelconf v0.27.0: the SDK refuses to start"},

@@ -136,12 +136,13 @@ func StartConfig(ctx context.Context, cfg *Config, opts ...Option) (*Telemetry, 
 		t.prop = propagation.NewCompositeTextMapPropagator()
 		t.logger = slog.New(newLevelHandler(cfg.LogLevel, t.console))
 	} else {
+		model, tpLimits, lpLimits := limitExtras(*cfg.Model)
 		sdkOpts := []otelconf.ConfigurationOption{
 			otelconf.WithContext(ctx),
-			otelconf.WithOpenTelemetryConfiguration(*cfg.Model),
-			otelconf.WithTracerProviderOptions(o.tpOpts...),
+			otelconf.WithOpenTelemetryConfiguration(model),
+			otelconf.WithTracerProviderOptions(append(tpLimits, o.tpOpts...)...),
 			otelconf.WithMeterProviderOptions(append(meterExtras(cfg.Model), o.mpOpts...)...),
-			otelconf.WithLoggerProviderOptions(o.lpOpts...),
+			otelconf.WithLoggerProviderOptions(append(lpLimits, o.lpOpts...)...),
 		}
 		sdk, err := newSDK(sdkOpts...)
 		if err != nil {

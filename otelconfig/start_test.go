@@ -14,6 +14,7 @@ import (
 
 	"github.com/otelcfg/otelcfg/examples"
 	"github.com/otelcfg/otelcfg/internal/otlptest"
+	"go.opentelemetry.io/otel/attribute"
 	sdklog "go.opentelemetry.io/otel/sdk/log"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -331,4 +332,44 @@ func (w *syncWriter) String() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.b.String()
+}
+
+// TestLimitsApplied: the limits otelconf v0.27.0 ignores (span event and
+// link limits, the global attribute_limits) reach the SDK.
+func TestLimitsApplied(t *testing.T) {
+	src := `file_format: "1.0"
+attribute_limits:
+  attribute_count_limit: 2
+tracer_provider:
+  processors: []
+  limits:
+    event_count_limit: 1
+logger_provider:
+  processors: []
+`
+	spans := tracetest.NewInMemoryExporter()
+	logs := &memLogs{}
+	tel, err := Start(context.Background(), WithBytes("l.yaml", []byte(src)), WithEnv(mapLookup(nil)), WithoutGlobals(), WithConsole(nil),
+		WithTracerProviderOptions(sdktrace.WithSyncer(spans)),
+		WithLoggerProviderOptions(sdklog.WithProcessor(sdklog.NewSimpleProcessor(logs))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tel.Shutdown(context.Background())
+	ctx, span := tel.TracerProvider().Tracer("t").Start(context.Background(), "s")
+	span.AddEvent("one")
+	span.AddEvent("two")
+	span.SetAttributes(attribute.Int("a", 1), attribute.Int("b", 2), attribute.Int("c", 3))
+	tel.Logger().InfoContext(ctx, "m", "a", 1, "b", 2, "c", 3)
+	span.End()
+	got := spans.GetSpans()
+	if len(got) != 1 || len(got[0].Events) != 1 || got[0].DroppedEvents != 1 {
+		t.Errorf("span events kept %d, dropped %d; want event_count_limit 1 applied", len(got[0].Events), got[0].DroppedEvents)
+	}
+	if len(got[0].Attributes) != 2 {
+		t.Errorf("span attributes %d; want the global attribute_count_limit 2 applied", len(got[0].Attributes))
+	}
+	if recs := logs.all(); len(recs) != 1 || recs[0].AttributesLen() != 2 {
+		t.Errorf("log record attributes: want the global limit 2 applied (%v)", recs)
+	}
 }

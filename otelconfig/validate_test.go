@@ -124,7 +124,6 @@ func TestLints(t *testing.T) {
 		{"otlp_file", exporter("otlp_file/development", "            output_stream: stdout\n"), nil, CodeUnsupported, SeverityWarning, "otlp_file/development"},
 		{"composite sampler", "file_format: \"1.0\"\ntracer_provider:\n  processors: [{simple: {exporter: {console: }}}]\n  sampler:\n    composite/development:\n      always_on:\n", nil, CodeUnsupported, SeverityWarning, "composite/development"},
 		{"detectors ignored", "file_format: \"1.0\"\nresource:\n  detection/development:\n    detectors: [{host: }]\n", nil, CodeUnsupported, SeverityWarning, "ignored"},
-		{"span event limit ignored", "file_format: \"1.0\"\ntracer_provider:\n  processors: [{simple: {exporter: {console: }}}]\n  limits:\n    event_count_limit: 10\n", nil, CodeUnsupported, SeverityWarning, "event_count_limit"},
 		{"http endpoint without scheme", exporter("otlp_http", "            endpoint: localhost:4318\n"), nil, CodeEndpoint, SeverityError, "not an absolute"},
 		{"http endpoint on the gRPC port", exporter("otlp_http", "            endpoint: http://localhost:4317\n"), nil, CodeEndpoint, SeverityWarning, "4317"},
 		{"grpc endpoint odd scheme", exporter("otlp_grpc", "            endpoint: ftp://collector:4317\n"), nil, CodeEndpoint, SeverityError, "scheme"},
