@@ -101,6 +101,16 @@ func Parse(name string, src []byte, lim Limits) *Document {
 		d.errorf(CodeEncoding, line, col, "", "invalid UTF-8", "save the file as UTF-8")
 		return d
 	}
+	// The YAML 1.1 parser ends lines at NEL, LS and PS too; YAML 1.2,
+	// editors and this package do not, so every position after one would
+	// be wrong.
+	if i := bytes.IndexFunc(body, func(r rune) bool { return r == '\u0085' || r == '\u2028' || r == '\u2029' }); i >= 0 {
+		r, _ := utf8.DecodeRune(body[i:])
+		line, col := offsetPosition(src, i+len(src)-len(body))
+		hint := fmt.Sprintf(`YAML parsers disagree on whether it ends a line; use a newline, or write it as "\u%04X" in a double-quoted string`, r)
+		d.errorf(CodeEncoding, line, col, "", "Unicode line separator U+%04X in file", hint, r)
+		return d
+	}
 
 	dec := yaml.NewDecoder(bytes.NewReader(body))
 	var doc yaml.Node

@@ -35,6 +35,8 @@ func FuzzValidateOutput(f *testing.F) {
 	f.Add([]byte("file_format: \"1.0\"\nlog_level: ${NOPE}\nx: ${BAD\n"))
 	f.Add([]byte("file_format: \"1.0\"\n---\nfile_format: \"1.0\"\n"))
 	f.Add([]byte("  \"\n"))
+	// Line breaks only YAML 1.1 knows (NEL, LS, PS).
+	f.Add([]byte("file_format: \"1.0\"\nx: a\u2028b: ${\ny: c\u0085d: [\nz: \u2029e\n"))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, src []byte) {
 		var out, errb bytes.Buffer
