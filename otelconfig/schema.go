@@ -183,7 +183,7 @@ func (s *Schema) describe(d *Document, e *jsonschema.ValidationError, unknownSev
 				l, c = kn.Line, kn.Column
 			}
 			hint := ""
-			if m := closest(p, allowed); m != "" {
+			if m := Suggest(p, allowed); m != "" {
 				hint = fmt.Sprintf("did you mean %q?", m)
 			} else if len(allowed) > 0 && len(allowed) <= 12 {
 				hint = "known keys here: " + strings.Join(allowed, ", ")
@@ -211,7 +211,7 @@ func (s *Schema) describe(d *Document, e *jsonschema.ValidationError, unknownSev
 			}
 		}
 		hint := ""
-		if m := closest(fmt.Sprint(k.Got), want); m != "" {
+		if m := Suggest(fmt.Sprint(k.Got), want); m != "" {
 			hint = fmt.Sprintf("did you mean %q?", m)
 		}
 		return []Diagnostic{mk(SeverityError, CodeEnum, ptr, line, col, fmt.Sprintf("%s is not one of %s", describeNode(node), strings.Join(want, ", ")), hint)}
@@ -369,11 +369,19 @@ func (s *Schema) propertiesAt(schemaURL string) []string {
 	return out
 }
 
-// closest returns the candidate nearest to s when it is near enough to be
-// a likely typo (edit distance at most a third of the length, max 3).
-func closest(s string, candidates []string) string {
+// Suggest returns the candidate nearest to s when it is near enough to be
+// a likely typo (edit distance at most a third of the length, max 3). It
+// is the one typo suggester of the project; the services use SuggestWithin
+// with their own, more lenient, bound.
+func Suggest(s string, candidates []string) string {
+	return SuggestWithin(s, candidates, min(3, max(1, len(s)/3)))
+}
+
+// SuggestWithin returns the candidate nearest to s, ignoring case, when its
+// optimal-string-alignment distance to s is at most limit, else "". Ties go
+// to the earlier candidate.
+func SuggestWithin(s string, candidates []string, limit int) string {
 	best, bestD := "", 1<<30
-	limit := min(3, max(1, len(s)/3))
 	for _, c := range candidates {
 		if d := editDistance(strings.ToLower(s), strings.ToLower(c)); d < bestD {
 			best, bestD = c, d
