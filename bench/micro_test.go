@@ -113,13 +113,13 @@ func (d *dropCounter) WithGroup(string) slog.Handler      { return d }
 // OTLP/gRPC receiver on loopback, console off, and returns the logger
 // Start built (the otelslog bridge behind otelconfig's level handler) and a
 // context holding a sampled span.
-func startSlog(b *testing.B, rcv *otlptest.Receiver, env map[string]string) (*otelconfig.Telemetry, *slog.Logger, context.Context) {
+func startSlog(b *testing.B, rcv *otlptest.Receiver, env map[string]string, console io.Writer) (*otelconfig.Telemetry, *slog.Logger, context.Context) {
 	env["OTEL_EXPORTER_OTLP_ENDPOINT"] = rcv.Endpoint()
 	tel, err := otelconfig.Start(context.Background(),
 		otelconfig.WithBytes("otel.yaml", examples.OtelYAML),
 		otelconfig.WithEnv(lookup(env)),
 		otelconfig.WithServiceName("litellm-proxy"),
-		otelconfig.WithoutGlobals(), otelconfig.WithConsole(nil))
+		otelconfig.WithoutGlobals(), otelconfig.WithConsole(console))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -155,14 +155,21 @@ const flushEvery = 400
 // export-ns/op. The periodic export timer is pushed out of the way
 // (OTEL_BLRP_SCHEDULE_DELAY) for the same reason. At the end every record
 // must have reached the receiver.
-func BenchmarkSlogInfoContext(b *testing.B) {
+func BenchmarkSlogInfoContext(b *testing.B) { benchSlogFlushed(b, nil) }
+
+// BenchmarkSlogInfoContextConsole is the same call with the console on
+// (writing to io.Discard), as the services run: the record goes to the
+// bridge and to the human-readable console handler.
+func BenchmarkSlogInfoContextConsole(b *testing.B) { benchSlogFlushed(b, io.Discard) }
+
+func benchSlogFlushed(b *testing.B, console io.Writer) {
 	rcv, err := otlptest.Start(otlptest.ProtocolGRPC)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(rcv.Close) // after the telemetry's shutdown (cleanups run last first)
 	rcv.SetMaxItems(0)
-	tel, log, ctx := startSlog(b, rcv, map[string]string{"OTEL_BLRP_SCHEDULE_DELAY": "3600000"})
+	tel, log, ctx := startSlog(b, rcv, map[string]string{"OTEL_BLRP_SCHEDULE_DELAY": "3600000"}, console)
 	lp, ok := tel.LoggerProvider().(interface{ ForceFlush(context.Context) error })
 	if !ok {
 		b.Fatal("the logger provider cannot flush")
@@ -211,7 +218,7 @@ func BenchmarkSlogInfoContextStalled(b *testing.B) {
 	// The SDK reports drops through otel's global logger; nothing else in
 	// this test binary logs there.
 	otel.SetLogger(logr.FromSlogHandler(drops))
-	_, log, ctx := startSlog(b, rcv, map[string]string{})
+	_, log, ctx := startSlog(b, rcv, map[string]string{}, nil)
 	b.ReportAllocs()
 	for b.Loop() {
 		logOnce(log, ctx)

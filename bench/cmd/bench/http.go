@@ -154,7 +154,13 @@ func (c *config) latency() ([]report.Row, error) {
 	}
 	defer s.stop()
 	var rows []report.Row
+	cpu0, err := s.cpu()
+	if err != nil {
+		return nil, err
+	}
+	served := 0
 	for _, lc := range []struct{ conc, requests, warmup int }{{1, 3000, 300}, {16, 16000, 1600}} {
+		served += c.rounds * (lc.requests + lc.warmup)
 		var oursP50, oursP99, bareP50, bareP99 []float64
 		var dirP50, dirP99 []float64
 		targets := []string{s.up.url, s.bare1URL, s.proxyURL}
@@ -183,7 +189,28 @@ func (c *config) latency() ([]report.Row, error) {
 			load.Median(oursP99), load.Median(bareP99), report.Micros, "≤ 1.5×", 1.5, true)
 		rows = append(rows, r50, r99)
 	}
+	time.Sleep(1500 * time.Millisecond) // the last batches are exported
+	cpu1, err := s.cpu()
+	if err != nil {
+		return nil, err
+	}
+	rows[0].Note += fmt.Sprintf("; CPU per request (user+system, whole process, exports included): proxy %.0f µs, bare hop %.0f µs",
+		(cpu1[0]-cpu0[0])/float64(served)*1e6, (cpu1[1]-cpu0[1])/float64(served)*1e6)
 	return rows, c.checkReceived(s)
+}
+
+// cpu returns the CPU seconds used so far by the proxy and the first bare
+// hop.
+func (s *stack) cpu() ([2]float64, error) {
+	var out [2]float64
+	for i, p := range []*proc{s.prx, s.bare1} {
+		v, err := cpuSeconds(p.cmd.Process.Pid)
+		if err != nil {
+			return out, err
+		}
+		out[i] = v
+	}
+	return out, nil
 }
 
 // checkReceived makes sure telemetry really was on: the receiver got
@@ -206,6 +233,10 @@ func (c *config) throughput() ([]report.Row, error) {
 	defer s.stop()
 	const conc, requests, warmup = 16, 16000, 1600
 	var ours, base []float64
+	cpuBefore, err := s.chainCPU()
+	if err != nil {
+		return nil, err
+	}
 	for round := range c.rounds {
 		order := []string{s.interceptorURL, s.bare2URL}
 		if round%2 == 1 {
@@ -225,8 +256,31 @@ func (c *config) throughput() ([]report.Row, error) {
 	}
 	r := report.RatioRow("requests/s through interceptor + proxy, telemetry on, c=16", load.Median(ours), load.Median(base), report.PerSec, "≥ 0.8×", 0.8, false)
 	r.Baseline += " (2 bare hops)"
-	r.Note = fmt.Sprintf("medians of %d rounds of %d requests (after %d warm-up)", c.rounds, requests, warmup)
+	time.Sleep(1500 * time.Millisecond)
+	cpuAfter, err := s.chainCPU()
+	if err != nil {
+		return nil, err
+	}
+	n := float64(c.rounds * (requests + warmup))
+	r.Note = fmt.Sprintf("medians of %d rounds of %d requests (after %d warm-up); CPU per request of the two hops together: interceptor + proxy %.0f µs, bare hops %.0f µs",
+		c.rounds, requests, warmup, (cpuAfter[0]-cpuBefore[0])/n*1e6, (cpuAfter[1]-cpuBefore[1])/n*1e6)
 	return []report.Row{r}, c.checkReceived(s)
+}
+
+// chainCPU returns the CPU seconds used so far by interceptor + proxy and
+// by the two bare hops.
+func (s *stack) chainCPU() ([2]float64, error) {
+	var out [2]float64
+	for i, pair := range [][2]*proc{{s.icp, s.prx}, {s.bare2, s.bare1}} {
+		for _, p := range pair {
+			v, err := cpuSeconds(p.cmd.Process.Pid)
+			if err != nil {
+				return out, err
+			}
+			out[i] += v
+		}
+	}
+	return out, nil
 }
 
 // memory reads the proxy's RSS at idle and after rssRequests requests (a

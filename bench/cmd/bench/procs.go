@@ -152,6 +152,31 @@ func rssMiB(pid int) (float64, error) {
 	return 0, errors.New("no VmRSS in /proc/PID/status")
 }
 
+// cpuSeconds is the user+system CPU time a process has used, from
+// /proc/PID/stat (in clock ticks of 1/100 s).
+func cpuSeconds(pid int) (float64, error) {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return 0, err
+	}
+	// The command name, in parentheses, may hold spaces: fields start after
+	// the last ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, errors.New("unexpected /proc/PID/stat")
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, errors.New("unexpected /proc/PID/stat")
+	}
+	utime, err1 := strconv.ParseFloat(f[11], 64)
+	stime, err2 := strconv.ParseFloat(f[12], 64)
+	if err1 != nil || err2 != nil {
+		return 0, errors.New("unexpected /proc/PID/stat")
+	}
+	return (utime + stime) / 100, nil
+}
+
 // timeRun is the wall time of one run of a command that must exit 0.
 func timeRun(env []string, path string, args ...string) (time.Duration, error) {
 	cmd := exec.Command(path, args...)
