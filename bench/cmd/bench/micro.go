@@ -11,7 +11,7 @@ import (
 )
 
 // microPattern selects the benchmarks of ./bench behind the table.
-const microPattern = `^(BenchmarkLoad|BenchmarkParseYAML|BenchmarkSlogInfoContext|BenchmarkSlogInfoContextStalled|BenchmarkSlogJSONDiscard)$`
+const microPattern = `^(BenchmarkLoad|BenchmarkParseYAML|BenchmarkSlogInfoContext|BenchmarkSlogInfoContextConsole|BenchmarkSlogInfoContextStalled|BenchmarkSlogJSONDiscard)$`
 
 // micro runs the micro benchmarks: the test binary of ./bench is built
 // once (go test -c) and run count times with -test.benchmem
@@ -102,6 +102,14 @@ func (c *config) micro() ([]report.Row, error) {
 		ar.Met = report.Met
 	}
 	rows = append(rows, ar)
+
+	if cons, ok := get("BenchmarkSlogInfoContextConsole", "ns/op"); ok {
+		cr := report.RatioRow("slog.InfoContext → OTLP and the console (the services' setup), time", cons, base, report.Nanos, "— (informational)", 0, true)
+		ca, _ := get("BenchmarkSlogInfoContextConsole", "allocs/op")
+		cr.Met = report.Info
+		cr.Note = fmt.Sprintf("%.0f allocs/op; the console writes the human-readable line (to io.Discard here) besides the bridge", ca)
+		rows = append(rows, cr)
+	}
 
 	stalled, ok := get("BenchmarkSlogInfoContextStalled", "ns/op")
 	dropped, _ := get("BenchmarkSlogInfoContextStalled", "dropped/op")
