@@ -9,7 +9,6 @@ package interceptor
 
 import (
 	"fmt"
-	"log/slog"
 	"net"
 	"net/url"
 	"strconv"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/otelcfg/otelcfg/internal/interceptor/portreg"
+	"github.com/otelcfg/otelcfg/internal/svcconf"
 )
 
 // ServiceName is the interceptor's built-in service.name.
@@ -35,28 +35,9 @@ const (
 
 // Secret is a credential. It prints, logs and marshals as [REDACTED]; only
 // Value returns the text.
-type Secret string
+type Secret = svcconf.Secret
 
-const redacted = "[REDACTED]"
-
-// Value returns the credential itself.
-func (s Secret) Value() string { return string(s) }
-
-func (s Secret) String() string {
-	if s == "" {
-		return ""
-	}
-	return redacted
-}
-
-// GoString keeps %#v from printing the credential.
-func (s Secret) GoString() string { return strconv.Quote(s.String()) }
-
-// MarshalText keeps encoders (JSON, YAML) from writing the credential.
-func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
-
-// LogValue keeps slog from writing the credential.
-func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
+const redacted = svcconf.Redacted
 
 // Settings configure the interceptor. Field tags name the keys of the
 // settings file (see examples/interceptor.yaml and

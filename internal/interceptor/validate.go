@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/otelcfg/otelcfg/internal/svcconf"
 	"github.com/otelcfg/otelcfg/otelconfig"
 	yaml "go.yaml.in/yaml/v3"
 )
@@ -183,7 +184,7 @@ func (v *validator) value(f field, n *yaml.Node, path string) {
 			v.errorf(otelconfig.CodeSettings, n, path, "for example http://127.0.0.1:8764", "target: %v", err)
 		}
 	case kindDuration:
-		if _, err := parseDuration(n.Value); err != nil {
+		if _, err := svcconf.ParseDuration(n.Value); err != nil {
 			v.errorf(otelconfig.CodeSettings, n, path, "units are ns, us, ms, s, m, h", "%s: %v", f.key, err)
 		}
 	case kindHeader:

@@ -5,8 +5,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
+	"github.com/otelcfg/otelcfg/internal/svcconf"
 	"github.com/otelcfg/otelcfg/otelconfig"
 )
 
@@ -190,7 +190,7 @@ func parseValue(f field, v string) (any, error) {
 		}
 		return n, nil
 	case kindDuration:
-		return parseDuration(v)
+		return svcconf.ParseDuration(v)
 	case kindHeaderName:
 		if err := checkHeaderName(v); err != nil {
 			return nil, err
@@ -218,17 +218,6 @@ func checkInt(f field, n int64) error {
 		return fmt.Errorf("%d is out of range", n)
 	}
 	return nil
-}
-
-func parseDuration(v string) (time.Duration, error) {
-	d, err := time.ParseDuration(strings.TrimSpace(v))
-	if err != nil {
-		return 0, fmt.Errorf("%q is not a duration such as 30s, 5m or 1h30m", v)
-	}
-	if d <= 0 {
-		return 0, fmt.Errorf("%q: a timeout must be positive", v)
-	}
-	return d, nil
 }
 
 // suggest returns the candidate closest to s when it is close enough to be

@@ -9,7 +9,6 @@ package proxy
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -18,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/otelcfg/otelcfg/internal/svcconf"
 )
 
 // ServiceName is the proxy's built-in service.name.
@@ -32,28 +33,8 @@ const HeaderUpstreamUserID = "X-Sm-User-Id"
 
 // Secret is a credential. It prints, logs and marshals as [REDACTED]; only
 // Value returns the text.
-type Secret string
+type Secret = svcconf.Secret
 
-const redacted = "[REDACTED]"
-
-// Value returns the credential itself.
-func (s Secret) Value() string { return string(s) }
-
-func (s Secret) String() string {
-	if s == "" {
-		return ""
-	}
-	return redacted
-}
-
-// GoString keeps %#v from printing the credential.
-func (s Secret) GoString() string { return strconv.Quote(s.String()) }
-
-// MarshalText keeps encoders (JSON, YAML) from writing the credential.
-func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
-
-// LogValue keeps slog from writing the credential.
-func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
 
 // Settings configure the proxy. The koanf tags are the keys of the
 // settings file (examples/proxy.yaml, schemas/proxy.schema.json).

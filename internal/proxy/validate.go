@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/otelcfg/otelcfg/internal/svcconf"
 	"github.com/otelcfg/otelcfg/otelconfig"
 	yaml "go.yaml.in/yaml/v3"
 )
@@ -195,7 +196,7 @@ func (v *validator) value(f field, n *yaml.Node, path string) {
 }
 
 func (v *validator) duration(n *yaml.Node, path, key string) {
-	if _, err := parseDuration(n.Value); err != nil {
+	if _, err := svcconf.ParseDuration(n.Value); err != nil {
 		v.errorf(n, path, "units are ns, us, ms, s, m, h", "%s: %v", key, err)
 	}
 }
