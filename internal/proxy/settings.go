@@ -35,7 +35,6 @@ const HeaderUpstreamUserID = "X-Sm-User-Id"
 // Value returns the text.
 type Secret = svcconf.Secret
 
-
 // Settings configure the proxy. The koanf tags are the keys of the
 // settings file (examples/proxy.yaml, schemas/proxy.schema.json).
 type Settings struct {
