@@ -8,13 +8,13 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/otelcfg/otelcfg/internal/interceptor/portreg"
+	"github.com/otelcfg/otelcfg/internal/svcconf"
 	"github.com/otelcfg/otelcfg/otelconfig"
 )
 
@@ -392,7 +392,7 @@ func (c *cli) serve(s Settings, tel *otelconfig.Telemetry) int {
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		fmt.Fprintf(c.stderr, "interceptor: cannot listen on %s: %v%s\n", addr, unwrapOpError(err), hint)
+		fmt.Fprintf(c.stderr, "interceptor: cannot listen on %s: %v%s\n", addr, svcconf.UnwrapOpError(err), hint)
 		return ExitConfig
 	}
 	log.Info("Interceptor listening", "addr", ln.Addr().String(), "target", srv.Target(), "user_id", srv.UserID())
@@ -410,16 +410,4 @@ func (c *cli) serve(s Settings, tel *otelconfig.Telemetry) int {
 		return ExitConfig
 	}
 	return ExitOK
-}
-
-func unwrapOpError(err error) error {
-	var oe *net.OpError
-	if errors.As(err, &oe) {
-		var se *os.SyscallError
-		if errors.As(oe.Err, &se) {
-			return se.Err
-		}
-		return oe.Err
-	}
-	return err
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/knadh/koanf/providers/env/v2"
 	"github.com/knadh/koanf/providers/structs"
 	"github.com/knadh/koanf/v2"
+	"github.com/otelcfg/otelcfg/internal/svcconf"
 	"github.com/otelcfg/otelcfg/otelconfig"
 	yaml "go.yaml.in/yaml/v3"
 )
@@ -90,7 +91,7 @@ func LoadSettings(o LoadOptions) (*Loaded, error) {
 		data, err := readLimited(file, o.Limits)
 		if err != nil {
 			d := otelconfig.Diagnostic{Severity: otelconfig.SeverityError, Code: otelconfig.CodeIO, File: file,
-				Message: fmt.Sprintf("cannot read settings file %s: %v", file, unwrapPathError(err)), Hint: ioHint(err)}
+				Message: fmt.Sprintf("cannot read settings file %s: %v", file, svcconf.UnwrapPathError(err)), Hint: ioHint(err)}
 			out.Diagnostics = append(out.Diagnostics, d)
 			return out, &otelconfig.ReadError{Name: file, Err: err, Diagnostics: out.Diagnostics}
 		}
@@ -147,7 +148,7 @@ func LoadSettings(o LoadOptions) (*Loaded, error) {
 				return "", nil
 			}
 			if f.kind == kindPath {
-				val = resolvePath(val.(string), "")
+				val = svcconf.ResolvePath(val.(string), "")
 			}
 			if f.kind == kindSecret {
 				val = Secret(val.(string))
@@ -175,7 +176,7 @@ func LoadSettings(o LoadOptions) (*Loaded, error) {
 			continue
 		}
 		if f.kind == kindPath {
-			val = resolvePath(val.(string), "")
+			val = svcconf.ResolvePath(val.(string), "")
 		}
 		flagMap[key] = val
 	}
@@ -238,19 +239,9 @@ func readLimited(path string, lim otelconfig.Limits) ([]byte, error) {
 	}
 	defer f.Close()
 	if st, err := f.Stat(); err == nil && st.IsDir() {
-		return nil, &fs.PathError{Op: "read", Path: path, Err: errIsDir}
+		return nil, &fs.PathError{Op: "read", Path: path, Err: svcconf.ErrIsDir}
 	}
 	return io.ReadAll(io.LimitReader(f, max+1))
-}
-
-var errIsDir = errors.New("is a directory")
-
-func unwrapPathError(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }
 
 func ioHint(err error) string {
@@ -259,7 +250,7 @@ func ioHint(err error) string {
 		return "check the --config path or $INTERCEPTOR_CONFIG"
 	case errors.Is(err, fs.ErrPermission):
 		return "the interceptor needs read permission on the file"
-	case errors.Is(err, errIsDir):
+	case errors.Is(err, svcconf.ErrIsDir):
 		return "name the settings file inside it, e.g. interceptor.yaml"
 	}
 	return ""
@@ -287,7 +278,7 @@ func documentMap(root *yaml.Node, base string) (map[string]any, error) {
 			parent, leaf = sub, l
 		}
 		if s, ok := parent[leaf].(string); ok && s != "" {
-			parent[leaf] = resolvePath(s, base)
+			parent[leaf] = svcconf.ResolvePath(s, base)
 		}
 	}
 	if ms, ok := m["api_key"].(string); ok {
@@ -308,19 +299,4 @@ func dropNulls(m map[string]any) {
 			}
 		}
 	}
-}
-
-// resolvePath expands a leading ~ and makes a relative path relative to
-// base (the settings file's directory; "" keeps it relative to the working
-// directory, as for flags and variables).
-func resolvePath(p, base string) string {
-	if p == "~" || strings.HasPrefix(p, "~/") || strings.HasPrefix(p, `~\`) {
-		if home, err := os.UserHomeDir(); err == nil {
-			p = filepath.Join(home, p[1:])
-		}
-	}
-	if base != "" && !filepath.IsAbs(p) {
-		p = filepath.Join(base, p)
-	}
-	return p
 }

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otelcfg/otelcfg/internal/svcconf"
 	"github.com/otelcfg/otelcfg/otelconfig"
 	"github.com/otelcfg/otelcfg/schemas"
 	yaml "go.yaml.in/yaml/v3"
@@ -460,7 +461,7 @@ func TestLoadSettingsReadErrors(t *testing.T) {
 		hint       string
 	}{
 		{"missing", filepath.Join(dir, "nope.yaml"), fs.ErrNotExist, "--config"},
-		{"directory", dir, errIsDir, "name the settings file"},
+		{"directory", dir, svcconf.ErrIsDir, "name the settings file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/otelcfg/otelcfg/internal/svcconf"
 	"github.com/otelcfg/otelcfg/otelconfig"
 )
 
@@ -181,7 +182,7 @@ func serve(ctx context.Context, s Settings, tel *otelconfig.Telemetry, stderr io
 	addr, _ := ListenAddr(s.Listen)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		fmt.Fprintf(stderr, "proxy: cannot listen on %s: %v\n", addr, unwrapOpError(err))
+		fmt.Fprintf(stderr, "proxy: cannot listen on %s: %v\n", addr, svcconf.UnwrapOpError(err))
 		return ExitConfig
 	}
 	log.Info("Proxy listening", "addr", ln.Addr().String(), "models", strings.Join(srv.Models(), ","),
@@ -198,16 +199,4 @@ func serve(ctx context.Context, s Settings, tel *otelconfig.Telemetry, stderr io
 		return ExitConfig
 	}
 	return ExitOK
-}
-
-func unwrapOpError(err error) error {
-	var oe *net.OpError
-	if errors.As(err, &oe) {
-		var se *os.SyscallError
-		if errors.As(oe.Err, &se) {
-			return se.Err
-		}
-		return oe.Err
-	}
-	return err
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/knadh/koanf/providers/confmap"
 	"github.com/knadh/koanf/providers/structs"
 	"github.com/knadh/koanf/v2"
+	"github.com/otelcfg/otelcfg/internal/svcconf"
 	"github.com/otelcfg/otelcfg/otelconfig"
 	yaml "go.yaml.in/yaml/v3"
 )
@@ -66,7 +67,7 @@ func loadSettings(path string, lookup otelconfig.LookupFunc, flags map[string]st
 		data, err := readLimited(file)
 		if err != nil {
 			d := otelconfig.Diagnostic{Severity: otelconfig.SeverityError, Code: otelconfig.CodeIO, File: file,
-				Message: fmt.Sprintf("cannot read settings file %s: %v", file, unwrapPathError(err)), Hint: ioHint(err)}
+				Message: fmt.Sprintf("cannot read settings file %s: %v", file, svcconf.UnwrapPathError(err)), Hint: ioHint(err)}
 			out.diags = append(out.diags, d)
 			return out, &otelconfig.ReadError{Name: file, Err: err, Diagnostics: out.diags}
 		}
@@ -101,7 +102,7 @@ func loadSettings(path string, lookup otelconfig.LookupFunc, flags map[string]st
 			continue
 		}
 		if f.kind == kindPath {
-			val = resolvePath(val.(string), "")
+			val = svcconf.ResolvePath(val.(string), "")
 		}
 		envMap[f.key] = val
 	}
@@ -131,7 +132,7 @@ func loadSettings(path string, lookup otelconfig.LookupFunc, flags map[string]st
 			continue
 		}
 		if f.kind == kindPath {
-			val = resolvePath(val.(string), "")
+			val = svcconf.ResolvePath(val.(string), "")
 		}
 		flagMap[key] = val
 	}
@@ -212,7 +213,7 @@ func readLimited(path string) ([]byte, error) {
 		return nil, err
 	}
 	if st.IsDir() {
-		return nil, &fs.PathError{Op: "read", Path: path, Err: errIsDir}
+		return nil, &fs.PathError{Op: "read", Path: path, Err: svcconf.ErrIsDir}
 	}
 	if !st.Mode().IsRegular() {
 		return nil, &fs.PathError{Op: "read", Path: path, Err: errNotRegular}
@@ -220,18 +221,7 @@ func readLimited(path string) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(f, otelconfig.DefaultLimits.MaxFileSize+1))
 }
 
-var (
-	errIsDir      = errors.New("is a directory")
-	errNotRegular = errors.New("is not a regular file")
-)
-
-func unwrapPathError(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
-}
+var errNotRegular = errors.New("is not a regular file")
 
 func ioHint(err error) string {
 	switch {
@@ -239,7 +229,7 @@ func ioHint(err error) string {
 		return "check the --config path or $" + EnvConfig
 	case errors.Is(err, fs.ErrPermission):
 		return "the proxy needs read permission on the file"
-	case errors.Is(err, errIsDir):
+	case errors.Is(err, svcconf.ErrIsDir):
 		return "name the settings file inside it, e.g. proxy.yaml"
 	}
 	return ""
@@ -255,7 +245,7 @@ func documentMap(root *yaml.Node, base string) (map[string]any, error) {
 	}
 	dropNulls(m)
 	if s, ok := m["otel_config"].(string); ok && s != "" {
-		m["otel_config"] = resolvePath(s, base)
+		m["otel_config"] = svcconf.ResolvePath(s, base)
 	}
 	return m, nil
 }
@@ -275,19 +265,4 @@ func dropNulls(v any) {
 			dropNulls(e)
 		}
 	}
-}
-
-// resolvePath expands a leading ~ and makes a relative path relative to
-// base ("" keeps it relative to the working directory, as for flags and
-// variables).
-func resolvePath(p, base string) string {
-	if p == "~" || strings.HasPrefix(p, "~/") || strings.HasPrefix(p, `~\`) {
-		if home, err := os.UserHomeDir(); err == nil {
-			p = filepath.Join(home, p[1:])
-		}
-	}
-	if base != "" && !filepath.IsAbs(p) {
-		p = filepath.Join(base, p)
-	}
-	return p
 }
