@@ -44,6 +44,8 @@ fmt:
 fuzz:
 	$(GO) test ./otelconfig -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./otelconfig -run '^$$' -fuzz '^FuzzSubstitute$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./otelconfig -run '^$$' -fuzz '^FuzzOverlay$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/cli -run '^$$' -fuzz '^FuzzValidateOutput$$' -fuzztime $(FUZZTIME)
 
 # End to end: the services as real processes against a real OpenTelemetry
 # Collector built from upstream modules (e2e/collector, its own go.mod).
