@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/otelcfg/otelcfg/internal/drain"
 	"github.com/otelcfg/otelcfg/internal/interceptor/portreg"
 	"github.com/otelcfg/otelcfg/otelconfig"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
@@ -177,25 +178,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		MaxHeaderBytes:    MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	select {
-	case err := <-errc:
-		s.Close()
-		return err
-	case <-ctx.Done():
-	}
-	s.log.Info("Shutting down: draining in-flight requests", "timeout", s.settings.Timeouts.Shutdown.String())
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.settings.Timeouts.Shutdown)
-	defer cancel()
-	err := hs.Shutdown(sctx)
-	if err != nil {
-		s.log.Warn("Drain timed out: closing the remaining connections", "error", err.Error())
-		_ = hs.Close()
-	}
-	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
-		err = serr
-	}
+	err := drain.Serve(ctx, hs, ln, s.settings.Timeouts.Shutdown, s.log)
 	s.Close()
 	return err
 }
