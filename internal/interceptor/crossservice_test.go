@@ -124,20 +124,20 @@ func TestOneTraceAcrossInterceptorAndProxy(t *testing.T) {
 			}
 
 			// Logs: each service's request records carry the trace id.
-			waitFor(t, "the interceptor's outcome log", func() bool { return len(ic.tel.logs.byBody("Proxy responded")) > 0 })
+			waitFor(t, "the interceptor's outcome log", func() bool { return len(ic.tel.logs.ByBody("Proxy responded")) > 0 })
 			for _, msg := range []string{"Received request", "Forwarding to proxy", "Proxy responded"} {
-				recs := ic.tel.logs.byBody(msg)
+				recs := ic.tel.logs.ByBody(msg)
 				if len(recs) != 1 || recs[0].TraceID() != traceID {
 					t.Errorf("interceptor %q records %v: want one in trace %s", msg, traceIDs(recs), traceID)
 				}
 			}
-			waitFor(t, "proxy log records", func() bool { return len(inTrace(ptel.logs.all(), traceID)) >= 2 })
-			for _, r := range ptel.logs.all() {
+			waitFor(t, "proxy log records", func() bool { return len(inTrace(ptel.logs.All(), traceID)) >= 2 })
+			for _, r := range ptel.logs.All() {
 				if r.TraceID().IsValid() && r.TraceID() != traceID {
 					t.Errorf("proxy record %q is in trace %s, want %s", r.Body().Emit(), r.TraceID(), traceID)
 				}
 			}
-			for _, r := range inTrace(ptel.logs.all(), traceID) {
+			for _, r := range inTrace(ptel.logs.All(), traceID) {
 				if r.SpanID() != pServer.SpanContext.SpanID() && r.SpanID() != pUpstream.SpanContext.SpanID() {
 					t.Errorf("proxy record %q names span %s, not one of the proxy's spans", r.Body().Emit(), r.SpanID())
 				}

@@ -496,7 +496,7 @@ func TestNonUTF8PassesThrough(t *testing.T) {
 			t.Errorf("header %s forwarded as %q, want %q", k, got.Header.Get(k), v)
 		}
 	}
-	waitFor(t, "the outcome log", func() bool { return len(sv.tel.logs.byBody("Proxy responded")) == 1 })
+	waitFor(t, "the outcome log", func() bool { return len(sv.tel.logs.ByBody("Proxy responded")) == 1 })
 	assertValidUTF8(t, sv.tel, sv.console)
 }
 
@@ -520,7 +520,7 @@ func assertValidUTF8(t *testing.T, tel *telemetry, out *console) {
 			}
 		}
 	}
-	for _, r := range tel.logs.all() {
+	for _, r := range tel.logs.All() {
 		check("log body", r.Body().AsString())
 		r.WalkAttributes(func(kv attribute.KeyValue) bool {
 			check(fmt.Sprintf("log %q attribute %s", r.Body().AsString(), kv.Key), kv.Value.Emit())
@@ -565,7 +565,7 @@ func assertAnswerFailed(t testing.TB, tel *telemetry, wantType string) {
 	var inTrace []string
 	waitFor(t.(*testing.T), "an error log record", func() bool {
 		inTrace = inTrace[:0]
-		for _, r := range tel.logs.all() {
+		for _, r := range tel.logs.All() {
 			if r.Severity() >= log.SeverityError && r.TraceID() == server.SpanContext.TraceID() {
 				inTrace = append(inTrace, r.Body().AsString())
 			}
@@ -792,8 +792,8 @@ func TestClientDisconnectMidStream(t *testing.T) {
 	if server.Status.Code == codes.Error {
 		t.Errorf("a client that left is recorded as an error: %v", server.Status)
 	}
-	waitFor(t, "the outcome log", func() bool { return len(sv.tel.logs.byBody("Client closed the request")) == 1 })
-	for _, r := range sv.tel.logs.all() {
+	waitFor(t, "the outcome log", func() bool { return len(sv.tel.logs.ByBody("Client closed the request")) == 1 })
+	for _, r := range sv.tel.logs.All() {
 		if r.Severity() >= log.SeverityError {
 			t.Errorf("error log record %q for a client that left", r.Body().AsString())
 		}
@@ -831,7 +831,7 @@ func TestClientStopsReading(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the proxy kept streaming to a client that reads nothing")
 	}
-	waitFor(t, "the outcome log", func() bool { return len(sv.tel.logs.byBody("Client closed the request")) == 1 })
+	waitFor(t, "the outcome log", func() bool { return len(sv.tel.logs.ByBody("Client closed the request")) == 1 })
 	if s := serverSpan(t, sv.tel.spans); s.Status.Code == codes.Error {
 		t.Errorf("server span %v: a client that stopped reading is not the proxy's error", s.Status)
 	}
@@ -932,7 +932,7 @@ func TestThousandConcurrentRequests(t *testing.T) {
 				t.Errorf("%s span %q: %v", name, s.Name, s.Status)
 			}
 		}
-		for _, r := range tel.logs.all() {
+		for _, r := range tel.logs.All() {
 			if r.Severity() >= log.SeverityWarn {
 				t.Errorf("%s log record %q at %v", name, r.Body().AsString(), r.Severity())
 				break

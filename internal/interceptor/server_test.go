@@ -453,7 +453,7 @@ func TestIdentity(t *testing.T) {
 			if got := up.last(t).Header.Values(HeaderUserID); len(got) != 1 || got[0] != tt.want {
 				t.Errorf("proxy got x-memory-user-id %q, want %q", got, tt.want)
 			}
-			recs := f.tel.logs.byBody("Received request")
+			recs := f.tel.logs.ByBody("Received request")
 			if len(recs) != 1 || attrs(recs[0])["user_id"] != tt.want {
 				t.Errorf("Received request log: %v", recs)
 			}
@@ -526,7 +526,7 @@ func assertNoSecrets(t *testing.T, tel *telemetry, secrets ...string) {
 			}
 		}
 	}
-	for _, r := range tel.logs.all() {
+	for _, r := range tel.logs.All() {
 		texts = append(texts, r.Body().Emit())
 		for k, v := range attrs(r) {
 			texts = append(texts, k+"="+v)
@@ -578,7 +578,7 @@ func TestUnreachableProxy(t *testing.T) {
 	if server.Status.Code != codes.Error {
 		t.Errorf("server span status %v", server.Status)
 	}
-	recs := f.tel.logs.byBody("Proxy request failed")
+	recs := f.tel.logs.ByBody("Proxy request failed")
 	if len(recs) != 1 || recs[0].TraceID() != server.SpanContext.TraceID() {
 		t.Errorf("failure log %v not in the request's trace", recs)
 	}
@@ -689,7 +689,7 @@ func TestTraceAndLogs(t *testing.T) {
 	_ = ctx
 
 	server, client := serverSpan(t, f.tel.spans), clientSpan(t, f.tel.spans)
-	waitFor(t, "the outcome log", func() bool { return len(f.tel.logs.byBody("Proxy responded")) > 0 })
+	waitFor(t, "the outcome log", func() bool { return len(f.tel.logs.ByBody("Proxy responded")) > 0 })
 	traceID := parent.SpanContext().TraceID()
 	if server.SpanContext.TraceID() != traceID || server.Parent.SpanID() != parent.SpanContext().SpanID() {
 		t.Errorf("server span does not continue the client's trace: %v parent %v", server.SpanContext, server.Parent)
@@ -719,7 +719,7 @@ func TestTraceAndLogs(t *testing.T) {
 		{"Forwarding to proxy", map[string]string{"target": f.upstream.URL}},
 		{"Proxy responded", map[string]string{"status": "200"}},
 	} {
-		recs := f.tel.logs.byBody(tc.msg)
+		recs := f.tel.logs.ByBody(tc.msg)
 		if len(recs) != 1 {
 			t.Errorf("%d %q records", len(recs), tc.msg)
 			continue

@@ -469,7 +469,7 @@ func assertValidUTF8(t *testing.T, tel *telemetry) {
 			}
 		}
 	}
-	for _, r := range tel.logs.all() {
+	for _, r := range tel.logs.All() {
 		check("log body", r.Body().AsString())
 		r.WalkAttributes(func(kv attribute.KeyValue) bool {
 			check(fmt.Sprintf("log %q attribute %s", r.Body().AsString(), kv.Key), kv.Value.Emit())
@@ -482,7 +482,7 @@ func assertValidUTF8(t *testing.T, tel *telemetry) {
 // errorRecords returns the log records of severity error or above.
 func (tt *telemetry) errorRecords() []sdklog.Record {
 	var out []sdklog.Record
-	for _, r := range tt.logs.all() {
+	for _, r := range tt.logs.All() {
 		if r.Severity() >= log.SeverityError {
 			out = append(out, r)
 		}
@@ -523,7 +523,7 @@ func assertCallFailed(t testing.TB, tel *telemetry, model, wantType string) {
 		}
 	}
 	if len(inTrace) == 0 {
-		t.Errorf("no error log record in the request's trace; records: %d", len(tel.logs.all()))
+		t.Errorf("no error log record in the request's trace; records: %d", len(tel.logs.All()))
 	}
 }
 
@@ -921,7 +921,7 @@ func TestClientStopsReading(t *testing.T) {
 	if got := spanAttrs(s)["error.type"]; got != errTypeCanceled {
 		t.Errorf("upstream span error.type %q, want %q", got, errTypeCanceled)
 	}
-	if recs := sv.tel.logs.byBody("Client stopped reading the stream"); len(recs) != 1 {
+	if recs := sv.tel.logs.ByBody("Client stopped reading the stream"); len(recs) != 1 {
 		t.Errorf("no log record says the client stopped reading")
 	}
 }

@@ -198,8 +198,8 @@ func TestGracefulShutdown(t *testing.T) {
 	if !names["POST /v1/chat/completions"] || !names["chat slow"] {
 		t.Errorf("spans after shutdown: %v", names)
 	}
-	if len(logs.byBody("Upstream responded")) != 1 || len(logs.byBody("Proxy stopped")) != 1 {
-		t.Errorf("log records after shutdown: %d responded, %d stopped", len(logs.byBody("Upstream responded")), len(logs.byBody("Proxy stopped")))
+	if len(logs.ByBody("Upstream responded")) != 1 || len(logs.ByBody("Proxy stopped")) != 1 {
+		t.Errorf("log records after shutdown: %d responded, %d stopped", len(logs.ByBody("Upstream responded")), len(logs.ByBody("Proxy stopped")))
 	}
 	for _, want := range []string{"Proxy listening", "Shutting down: draining in-flight requests", "Proxy stopped"} {
 		if !strings.Contains(stderr.String(), want) {

@@ -644,7 +644,7 @@ func TestSecretsNeverExported(t *testing.T) {
 					fmt.Fprintf(&exported, "  event %s %v\n", e.Name, e.Attributes)
 				}
 			}
-			for _, r := range f.tel.logs.all() {
+			for _, r := range f.tel.logs.All() {
 				fmt.Fprintf(&exported, "log %s %v\n", r.Body().AsString(), logAttrs(r))
 			}
 			for _, m := range f.tel.collect(t) {
@@ -711,7 +711,7 @@ func TestSpanLogCorrelation(t *testing.T) {
 		spanIDs[s.SpanContext.SpanID()] = s.SpanContext.TraceID()
 	}
 	byTrace := map[trace.TraceID][]string{}
-	for _, r := range f.tel.logs.all() {
+	for _, r := range f.tel.logs.All() {
 		tid, ok := spanIDs[r.SpanID()]
 		if !r.TraceID().IsValid() || !ok || tid != r.TraceID() {
 			t.Errorf("log record %q has trace %s span %s, not a span of a request", r.Body().AsString(), r.TraceID(), r.SpanID())
@@ -732,7 +732,7 @@ func TestSpanLogCorrelation(t *testing.T) {
 			t.Errorf("request %d: log records %q, want %q", i, got, want)
 		}
 	}
-	for _, r := range f.tel.logs.byBody("Upstream responded") {
+	for _, r := range f.tel.logs.ByBody("Upstream responded") {
 		var upstreamSpan bool
 		for _, s := range f.tel.spans.GetSpans() {
 			upstreamSpan = upstreamSpan || (s.SpanContext.SpanID() == r.SpanID() && s.SpanKind == trace.SpanKindClient)
