@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"io"
 	"net/http"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otelcfg/otelcfg/internal/proctest"
 	"go.uber.org/goleak"
 )
 
@@ -24,14 +24,7 @@ import (
 const runMainEnv = "INTERCEPTOR_TEST_RUN_MAIN"
 
 func TestMain(m *testing.M) {
-	if os.Getenv(runMainEnv) == "1" {
-		for i, a := range os.Args {
-			if a == "--" {
-				os.Args = append([]string{os.Args[0]}, os.Args[i+1:]...)
-				break
-			}
-		}
-		main()
+	if proctest.RunMain(runMainEnv, main) {
 		return
 	}
 	goleak.VerifyTestMain(m)
@@ -98,35 +91,8 @@ func TestSIGTERMDrains(t *testing.T) {
 	defer upstream.Close()
 
 	cmd := command(t, "run", "--listen", "127.0.0.1:0", "--target", upstream.URL)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	addr, log, rest := proctest.Listening(t, cmd, listeningRE)
 	defer cmd.Process.Kill()
-	lines := bufio.NewScanner(stderr)
-	var addr string
-	var log strings.Builder
-	for lines.Scan() {
-		log.WriteString(lines.Text() + "\n")
-		if m := listeningRE.FindStringSubmatch(lines.Text()); m != nil {
-			addr = m[1]
-			break
-		}
-	}
-	if addr == "" {
-		t.Fatalf("never listened:\n%s", log.String())
-	}
-	rest := make(chan string)
-	go func() {
-		var b strings.Builder
-		for lines.Scan() {
-			b.WriteString(lines.Text() + "\n")
-		}
-		rest <- b.String()
-	}()
 
 	client := &http.Client{Transport: &http.Transport{}, Timeout: 10 * time.Second}
 	defer client.CloseIdleConnections()
@@ -154,7 +120,7 @@ func TestSIGTERMDrains(t *testing.T) {
 	}
 	tail := <-rest
 	if err := cmd.Wait(); err != nil {
-		t.Errorf("exit: %v\n%s%s", err, log.String(), tail)
+		t.Errorf("exit: %v\n%s%s", err, log, tail)
 	}
 	if !strings.Contains(tail, "Interceptor stopped") {
 		t.Errorf("no clean stop in the log:\n%s", tail)
