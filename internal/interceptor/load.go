@@ -1,7 +1,6 @@
 package interceptor
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -91,7 +90,7 @@ func LoadSettings(o LoadOptions) (*Loaded, error) {
 		data, err := readLimited(file, o.Limits)
 		if err != nil {
 			d := otelconfig.Diagnostic{Severity: otelconfig.SeverityError, Code: otelconfig.CodeIO, File: file,
-				Message: fmt.Sprintf("cannot read settings file %s: %v", file, svcconf.UnwrapPathError(err)), Hint: ioHint(err)}
+				Message: fmt.Sprintf("cannot read settings file %s: %v", file, svcconf.UnwrapPathError(err)), Hint: svcconf.IOHint(err, EnvConfig, "interceptor")}
 			out.Diagnostics = append(out.Diagnostics, d)
 			return out, &otelconfig.ReadError{Name: file, Err: err, Diagnostics: out.Diagnostics}
 		}
@@ -242,18 +241,6 @@ func readLimited(path string, lim otelconfig.Limits) ([]byte, error) {
 		return nil, &fs.PathError{Op: "read", Path: path, Err: svcconf.ErrIsDir}
 	}
 	return io.ReadAll(io.LimitReader(f, max+1))
-}
-
-func ioHint(err error) string {
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return "check the --config path or $INTERCEPTOR_CONFIG"
-	case errors.Is(err, fs.ErrPermission):
-		return "the interceptor needs read permission on the file"
-	case errors.Is(err, svcconf.ErrIsDir):
-		return "name the settings file inside it, e.g. interceptor.yaml"
-	}
-	return ""
 }
 
 // documentMap turns a checked settings tree into a nested map for koanf.

@@ -67,7 +67,7 @@ func loadSettings(path string, lookup otelconfig.LookupFunc, flags map[string]st
 		data, err := readLimited(file)
 		if err != nil {
 			d := otelconfig.Diagnostic{Severity: otelconfig.SeverityError, Code: otelconfig.CodeIO, File: file,
-				Message: fmt.Sprintf("cannot read settings file %s: %v", file, svcconf.UnwrapPathError(err)), Hint: ioHint(err)}
+				Message: fmt.Sprintf("cannot read settings file %s: %v", file, svcconf.UnwrapPathError(err)), Hint: svcconf.IOHint(err, EnvConfig, "proxy")}
 			out.diags = append(out.diags, d)
 			return out, &otelconfig.ReadError{Name: file, Err: err, Diagnostics: out.diags}
 		}
@@ -222,18 +222,6 @@ func readLimited(path string) ([]byte, error) {
 }
 
 var errNotRegular = errors.New("is not a regular file")
-
-func ioHint(err error) string {
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return "check the --config path or $" + EnvConfig
-	case errors.Is(err, fs.ErrPermission):
-		return "the proxy needs read permission on the file"
-	case errors.Is(err, svcconf.ErrIsDir):
-		return "name the settings file inside it, e.g. proxy.yaml"
-	}
-	return ""
-}
 
 // documentMap turns a checked settings tree into a nested map for koanf.
 // A null means "use the default", so nulls are dropped; a relative

@@ -50,3 +50,18 @@ func ResolvePath(p, base string) string {
 	}
 	return p
 }
+
+// IOHint is the hint of a settings file that cannot be read: envConfig is
+// the variable that names the file, service the service's name (which
+// also names its example settings file, <service>.yaml).
+func IOHint(err error, envConfig, service string) string {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "check the --config path or $" + envConfig
+	case errors.Is(err, fs.ErrPermission):
+		return "the " + service + " needs read permission on the file"
+	case errors.Is(err, ErrIsDir):
+		return "name the settings file inside it, e.g. " + service + ".yaml"
+	}
+	return ""
+}
