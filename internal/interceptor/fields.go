@@ -193,7 +193,7 @@ func parseValue(f field, v string) (any, error) {
 			return nil, err
 		}
 	case kindPort:
-		n, err := parsePort(v, 1)
+		n, err := svcconf.ParsePort(v, 1)
 		if err != nil {
 			return nil, err
 		}

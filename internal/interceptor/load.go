@@ -203,7 +203,7 @@ func crossCheck(s Settings) otelconfig.Diagnostics {
 			Message: "invalid port range after applying the environment and flags: " + err.Error()})
 	}
 	if s.Listen != "" && s.APIKey != "" {
-		if addr, err := ListenAddr(s.Listen); err == nil && !isLoopbackListen(addr) {
+		if addr, err := ListenAddr(s.Listen); err == nil && !svcconf.IsLoopbackListen(addr) {
 			ds = append(ds, otelconfig.Diagnostic{Severity: otelconfig.SeverityWarning, Code: otelconfig.CodeSecurity, Path: "/listen",
 				Message: fmt.Sprintf("listening on %s, reachable from other machines, while api_key is set: anyone who can connect uses your key", addr),
 				Hint:    "listen on 127.0.0.1 or localhost"})

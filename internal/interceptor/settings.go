@@ -9,9 +9,7 @@ package interceptor
 
 import (
 	"fmt"
-	"net"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -208,51 +206,7 @@ func (s Settings) Registry() (*portreg.Registry, error) {
 // ListenAddr turns a listen setting into a host:port for net.Listen: a
 // bare port means loopback, because the interceptor injects credentials
 // and must not be reachable from the network by accident.
-func ListenAddr(s string) (string, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return "", fmt.Errorf("empty address")
-	}
-	if isDigits(s) {
-		if _, err := parsePort(s, 0); err != nil {
-			return "", err
-		}
-		return net.JoinHostPort("127.0.0.1", s), nil
-	}
-	host, port, err := net.SplitHostPort(s)
-	if err != nil {
-		return "", fmt.Errorf("%q is not host:port, :port or a port number", s)
-	}
-	if _, err := parsePort(port, 0); err != nil {
-		return "", err
-	}
-	if strings.ContainsAny(host, " /") {
-		return "", fmt.Errorf("%q is not a host name or IP address", host)
-	}
-	return net.JoinHostPort(host, port), nil
-}
-
-// isLoopbackListen reports whether a listen address only accepts local
-// connections.
-func isLoopbackListen(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
-func parsePort(s string, min int) (int, error) {
-	n, err := strconv.Atoi(strings.TrimSpace(s))
-	if err != nil || n < min || n > 65535 {
-		return 0, fmt.Errorf("port %q is not a number from %d to 65535", s, min)
-	}
-	return n, nil
-}
+func ListenAddr(s string) (string, error) { return svcconf.ListenAddr(s) }
 
 func checkPortRange(lo, hi int) error {
 	switch {
@@ -286,7 +240,7 @@ func parseTarget(s string) (*url.URL, error) {
 	case u.Fragment != "":
 		return nil, fmt.Errorf("%s: a fragment cannot be part of the target", redactURL(u))
 	}
-	if _, err := parsePort(u.Port(), 1); u.Port() != "" && err != nil {
+	if _, err := svcconf.ParsePort(u.Port(), 1); u.Port() != "" && err != nil {
 		return nil, fmt.Errorf("%s: %v", redactURL(u), err)
 	}
 	return u, nil
@@ -313,16 +267,4 @@ func checkHeaderValue(v string) error {
 		}
 	}
 	return nil
-}
-
-func isDigits(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
 }

@@ -166,7 +166,7 @@ func crossCheck(s Settings, have otelconfig.Diagnostics) otelconfig.Diagnostics 
 			Message: "no models configured: every chat completion will get 404",
 			Hint:    "name a settings file with --config or $" + EnvConfig + " (see examples/proxy.yaml)"})
 	}
-	if addr, err := ListenAddr(s.Listen); err == nil && !isLoopbackListen(addr) && s.MasterKey == "" && !reported(otelconfig.CodeSecurity, "/listen") {
+	if addr, err := ListenAddr(s.Listen); err == nil && !svcconf.IsLoopbackListen(addr) && s.MasterKey == "" && !reported(otelconfig.CodeSecurity, "/listen") {
 		ds = append(ds, otelconfig.Diagnostic{Severity: otelconfig.SeverityWarning, Code: otelconfig.CodeSecurity, Path: "/listen",
 			Message: fmt.Sprintf("listening on %s, reachable from other machines, without a master_key: anyone who can connect uses the upstream keys", addr),
 			Hint:    "set master_key (or PROXY_MASTER_KEY), or listen on 127.0.0.1"})

@@ -9,7 +9,6 @@ package proxy
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -296,61 +295,7 @@ func (s Settings) Validate() error {
 
 // ListenAddr turns a listen setting into host:port for net.Listen; a bare
 // port means loopback.
-func ListenAddr(s string) (string, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return "", fmt.Errorf("empty address")
-	}
-	if isDigits(s) {
-		if _, err := parsePort(s); err != nil {
-			return "", err
-		}
-		return net.JoinHostPort("127.0.0.1", s), nil
-	}
-	host, port, err := net.SplitHostPort(s)
-	if err != nil {
-		return "", fmt.Errorf("%q is not host:port, :port or a port number", s)
-	}
-	if _, err := parsePort(port); err != nil {
-		return "", err
-	}
-	if strings.ContainsAny(host, " /") {
-		return "", fmt.Errorf("%q is not a host name or IP address", host)
-	}
-	return net.JoinHostPort(host, port), nil
-}
-
-func isLoopbackListen(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
-func parsePort(s string) (int, error) {
-	n, err := strconv.Atoi(strings.TrimSpace(s))
-	if err != nil || n < 0 || n > 65535 {
-		return 0, fmt.Errorf("port %q is not a number from 0 to 65535", s)
-	}
-	return n, nil
-}
-
-func isDigits(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
-}
+func ListenAddr(s string) (string, error) { return svcconf.ListenAddr(s) }
 
 // parseAPIBase checks an upstream base URL: builtin:echo, or absolute
 // http(s) with a host and without credentials (they belong in api_key,

@@ -316,7 +316,7 @@ func (v *validator) exposure() {
 		return
 	}
 	addr, err := ListenAddr(n.Value)
-	if err != nil || isLoopbackListen(addr) {
+	if err != nil || svcconf.IsLoopbackListen(addr) {
 		return
 	}
 	if k, _ := v.scalar(get(v.doc.Root, "master_key")); k != nil && k.Value != "" {
