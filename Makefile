@@ -54,7 +54,7 @@ e2e:
 
 # The performance table (issue 7, BENCHMARKS.md): the micro benchmarks and
 # the HTTP and process figures, each against its baseline, printed as one
-# table. Not run by CI; about 6 minutes on 2 cores, best on a quiet
+# table. Not run by CI; about 5 minutes on 2 cores, best on a quiet
 # machine. BENCH_FLAGS passes options on, e.g. BENCH_FLAGS='-only micro'.
 BENCH_FLAGS ?=
 bench: build
