@@ -309,6 +309,10 @@ func (e *expander) expand(n *yaml.Node, depth int, path string) *yaml.Node {
 	}
 }
 
+// KindName describes what a node is, for messages: "a mapping", "a list",
+// "null", "a string", "an integer", "a number", "a boolean".
+func KindName(n *yaml.Node) string { return kindName(n) }
+
 func kindName(n *yaml.Node) string {
 	switch n.Kind {
 	case yaml.MappingNode:

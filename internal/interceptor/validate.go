@@ -95,7 +95,7 @@ func (v *validator) mapping(m *yaml.Node, prefix string) {
 			switch {
 			case isNull(vn):
 			case vn.Kind != yaml.MappingNode:
-				v.errorf(otelconfig.CodeType, vn, path, "", "%s must be a mapping, found %s", full, kindName(vn))
+				v.errorf(otelconfig.CodeType, vn, path, "", "%s must be a mapping, found %s", full, otelconfig.KindName(vn))
 			default:
 				v.mapping(vn, full)
 			}
@@ -136,7 +136,7 @@ func (v *validator) value(f field, n *yaml.Node, path string) {
 		return // null: the default applies
 	}
 	if n.Kind != yaml.ScalarNode {
-		v.errorf(otelconfig.CodeType, n, path, "", "%s must be %s, found %s", f.key, kindWant(f.kind), kindName(n))
+		v.errorf(otelconfig.CodeType, n, path, "", "%s must be %s, found %s", f.key, kindWant(f.kind), otelconfig.KindName(n))
 		return
 	}
 	if strings.Contains(n.Value, "${") && v.doc.OriginOf(n).Kind != otelconfig.OriginSubstitution {
@@ -147,7 +147,7 @@ func (v *validator) value(f field, n *yaml.Node, path string) {
 	case kindPort:
 		p, ok := intValue(n)
 		if !ok {
-			v.errorf(otelconfig.CodeType, n, path, quoteHint(n), "%s must be an integer, found %s", f.key, kindName(n))
+			v.errorf(otelconfig.CodeType, n, path, quoteHint(n), "%s must be an integer, found %s", f.key, otelconfig.KindName(n))
 			return
 		}
 		if p < 1 || p > 65535 {
@@ -157,7 +157,7 @@ func (v *validator) value(f field, n *yaml.Node, path string) {
 	case kindBytes:
 		b, ok := intValue(n)
 		if !ok {
-			v.errorf(otelconfig.CodeType, n, path, quoteHint(n), "%s must be an integer, found %s", f.key, kindName(n))
+			v.errorf(otelconfig.CodeType, n, path, quoteHint(n), "%s must be an integer, found %s", f.key, otelconfig.KindName(n))
 			return
 		}
 		if b < 1 || b > 1<<40 {
@@ -166,7 +166,7 @@ func (v *validator) value(f field, n *yaml.Node, path string) {
 		return
 	case kindListen:
 		if tag != "!!str" && tag != "!!int" {
-			v.errorf(otelconfig.CodeType, n, path, "", "listen must be host:port, :port or a port number, found %s", kindName(n))
+			v.errorf(otelconfig.CodeType, n, path, "", "listen must be host:port, :port or a port number, found %s", otelconfig.KindName(n))
 			return
 		}
 		if _, err := ListenAddr(n.Value); err != nil {
@@ -175,7 +175,7 @@ func (v *validator) value(f field, n *yaml.Node, path string) {
 		return
 	}
 	if tag != "!!str" {
-		v.errorf(otelconfig.CodeType, n, path, quoteHint(n), "%s must be a string, found %s", f.key, kindName(n))
+		v.errorf(otelconfig.CodeType, n, path, quoteHint(n), "%s must be a string, found %s", f.key, otelconfig.KindName(n))
 		return
 	}
 	switch f.kind {
@@ -235,30 +235,6 @@ func kindWant(k kind) string {
 		return "host:port, :port or a port number"
 	}
 	return "a string"
-}
-
-func kindName(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		switch n.ShortTag() {
-		case "!!null":
-			return "null"
-		case "!!str":
-			return "a string"
-		case "!!int":
-			return "an integer"
-		case "!!float":
-			return "a number"
-		case "!!bool":
-			return "a boolean"
-		}
-		return "a scalar"
-	}
-	return "an alias"
 }
 
 // pointer turns a dotted group key into a JSON pointer.
