@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -279,7 +280,7 @@ func applyPropagators(o *overlay, v string) error {
 		if p == "" {
 			continue
 		}
-		if !slicesContains(knownPropagators, p) {
+		if !slices.Contains(knownPropagators, p) {
 			return fmt.Errorf("unknown propagator %q (known: %s)", p, strings.Join(knownPropagators, ", "))
 		}
 		names = append(names, p)
@@ -289,15 +290,6 @@ func applyPropagators(o *overlay, v string) error {
 	}
 	o.set(o.root(), "propagator", newMap("composite_list", strNode(strings.Join(names, ","))))
 	return nil
-}
-
-func slicesContains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 func parseRatio(v string) (float64, error) {
@@ -395,14 +387,14 @@ func applyExporterSelection(o *overlay, s signal, v string) error {
 		default:
 			return fmt.Errorf("exporter %q is not supported (use otlp, console or none)", p)
 		}
-		if !slicesContains(names, p) {
+		if !slices.Contains(names, p) {
 			names = append(names, p)
 		}
 	}
 	if len(names) == 0 {
 		return errors.New("no exporter named")
 	}
-	if slicesContains(names, "none") {
+	if slices.Contains(names, "none") {
 		if len(names) > 1 {
 			return errors.New("none cannot be combined with other exporters")
 		}
