@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otelcfg/otelcfg/internal/demo"
 	"github.com/otelcfg/otelcfg/internal/otlptest"
 )
 
@@ -104,52 +105,11 @@ type collector struct {
 	log                *syncBuffer
 }
 
-const collectorConfig = `receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: 127.0.0.1:%d
-      http:
-        endpoint: 127.0.0.1:%d
-exporters:
-  file/traces:
-    path: %[3]s/traces.jsonl
-    format: json
-    flush_interval: 50ms
-    append: true
-  file/metrics:
-    path: %[3]s/metrics.jsonl
-    format: json
-    flush_interval: 50ms
-    append: true
-  file/logs:
-    path: %[3]s/logs.jsonl
-    format: json
-    flush_interval: 50ms
-    append: true
-service:
-  telemetry:
-    logs:
-      level: warn
-    metrics:
-      level: none
-  pipelines:
-    traces:
-      receivers: [otlp]
-      exporters: [file/traces]
-    metrics:
-      receivers: [otlp]
-      exporters: [file/metrics]
-    logs:
-      receivers: [otlp]
-      exporters: [file/logs]
-`
-
 // newCollector prepares a Collector on free loopback ports; start runs it.
 func newCollector(t testing.TB) *collector {
 	c := &collector{t: t, grpcPort: freePort(t), httpPort: freePort(t), out: t.TempDir(), log: &syncBuffer{}}
 	c.config = filepath.Join(c.out, "collector.yaml")
-	if err := os.WriteFile(c.config, []byte(fmt.Sprintf(collectorConfig, c.grpcPort, c.httpPort, c.out)), 0o600); err != nil {
+	if err := os.WriteFile(c.config, []byte(demo.CollectorConfig(fmt.Sprintf("127.0.0.1:%d", c.grpcPort), fmt.Sprintf("127.0.0.1:%d", c.httpPort), c.out)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.stop)
@@ -205,14 +165,7 @@ func (c *collector) httpEndpoint() string { return fmt.Sprintf("http://127.0.0.1
 // received reads the Collector's file exporter output.
 func (c *collector) received() *otlptest.Receiver {
 	c.t.Helper()
-	read := func(name string) []byte {
-		b, err := os.ReadFile(filepath.Join(c.out, name))
-		if err != nil && !os.IsNotExist(err) {
-			c.t.Fatal(err)
-		}
-		return b
-	}
-	r, err := otlptest.FromJSONLines(read("traces.jsonl"), read("metrics.jsonl"), read("logs.jsonl"))
+	r, err := demo.ReadCollectorOutput(c.out)
 	if err != nil {
 		c.t.Fatalf("collector output: %v", err)
 	}

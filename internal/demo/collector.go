@@ -13,26 +13,37 @@ import (
 	"github.com/otelcfg/otelcfg/internal/otlptest"
 )
 
-// collectorConfig: OTLP gRPC on a loopback port, one OTLP/JSON file per
-// signal, no self-telemetry listener.
+// CollectorConfig is the configuration the demo and the e2e suite give
+// the Collector: OTLP gRPC and HTTP receivers on the given loopback
+// addresses, one OTLP/JSON file per signal in dir (appended to, so a
+// restarted Collector keeps what it wrote), and no self-telemetry listener.
+func CollectorConfig(grpcAddr, httpAddr, dir string) string {
+	return fmt.Sprintf(collectorConfig, grpcAddr, httpAddr, dir)
+}
+
 const collectorConfig = `receivers:
   otlp:
     protocols:
       grpc:
         endpoint: %s
+      http:
+        endpoint: %s
 exporters:
   file/traces:
-    path: %[2]s/traces.jsonl
+    path: %[3]s/traces.jsonl
     format: json
-    flush_interval: 100ms
+    flush_interval: 50ms
+    append: true
   file/metrics:
-    path: %[2]s/metrics.jsonl
+    path: %[3]s/metrics.jsonl
     format: json
-    flush_interval: 100ms
+    flush_interval: 50ms
+    append: true
   file/logs:
-    path: %[2]s/logs.jsonl
+    path: %[3]s/logs.jsonl
     format: json
-    flush_interval: 100ms
+    flush_interval: 50ms
+    append: true
 service:
   telemetry:
     logs:
@@ -63,12 +74,16 @@ func startCollector(bin, tmp string, logw io.Writer) (*collector, error) {
 	if err != nil {
 		return nil, err
 	}
+	httpAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
 	dir := filepath.Join(tmp, "collector")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
 	cfg := filepath.Join(dir, "config.yaml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(collectorConfig, addr, dir)), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte(CollectorConfig(addr, httpAddr, dir)), 0o600); err != nil {
 		return nil, err
 	}
 	c := &collector{dir: dir, endpoint: "http://" + addr, exited: make(chan struct{})}
@@ -110,25 +125,18 @@ func (c *collector) stop() {
 	}
 }
 
-func (c *collector) read() (*otlptest.Receiver, error) {
-	read := func(name string) ([]byte, error) {
-		b, err := os.ReadFile(filepath.Join(c.dir, name))
-		if os.IsNotExist(err) {
-			return nil, nil
+func (c *collector) read() (*otlptest.Receiver, error) { return ReadCollectorOutput(c.dir) }
+
+// ReadCollectorOutput reads the files a Collector configured by
+// CollectorConfig wrote into dir; a missing file is an empty signal.
+func ReadCollectorOutput(dir string) (*otlptest.Receiver, error) {
+	var data [3][]byte
+	for i, name := range []string{"traces.jsonl", "metrics.jsonl", "logs.jsonl"} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil && !os.IsNotExist(err) {
+			return nil, err
 		}
-		return b, err
+		data[i] = b
 	}
-	t, err := read("traces.jsonl")
-	if err != nil {
-		return nil, err
-	}
-	m, err := read("metrics.jsonl")
-	if err != nil {
-		return nil, err
-	}
-	l, err := read("logs.jsonl")
-	if err != nil {
-		return nil, err
-	}
-	return otlptest.FromJSONLines(t, m, l)
+	return otlptest.FromJSONLines(data[0], data[1], data[2])
 }
