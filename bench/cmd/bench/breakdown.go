@@ -35,14 +35,16 @@ func (c *config) breakdown() ([]report.Row, error) {
 	variants := []struct {
 		name string
 		env  []string
+		bare []string // bench-bareproxy with these flags instead of bin/proxy
 	}{
-		{"bare httputil.ReverseProxy hop", nil},
-		{"proxy, OTEL_SDK_DISABLED=true (console logs only)", []string{"OTEL_SDK_DISABLED=true"}},
-		{"proxy, OTEL_SDK_DISABLED=true, OTEL_LOG_LEVEL=warn (no logs)", []string{"OTEL_SDK_DISABLED=true", "OTEL_LOG_LEVEL=warn"}},
-		{"proxy, telemetry on (OTLP)", []string{ep}},
-		{"proxy, telemetry on, OTEL_TRACES_EXPORTER=none", []string{ep, "OTEL_TRACES_EXPORTER=none"}},
-		{"proxy, telemetry on, OTEL_LOGS_EXPORTER=none", []string{ep, "OTEL_LOGS_EXPORTER=none"}},
-		{"proxy, telemetry on, OTEL_METRICS_EXPORTER=none", []string{ep, "OTEL_METRICS_EXPORTER=none"}},
+		{"bare httputil.ReverseProxy hop", nil, []string{}},
+		{"bare hop in otelhttp, telemetry on (OTLP): the instrumentation's floor", []string{ep}, []string{"--otel"}},
+		{"proxy, OTEL_SDK_DISABLED=true (console logs only)", []string{"OTEL_SDK_DISABLED=true"}, nil},
+		{"proxy, OTEL_SDK_DISABLED=true, OTEL_LOG_LEVEL=warn (no logs)", []string{"OTEL_SDK_DISABLED=true", "OTEL_LOG_LEVEL=warn"}, nil},
+		{"proxy, telemetry on (OTLP)", []string{ep}, nil},
+		{"proxy, telemetry on, OTEL_TRACES_EXPORTER=none", []string{ep, "OTEL_TRACES_EXPORTER=none"}, nil},
+		{"proxy, telemetry on, OTEL_LOGS_EXPORTER=none", []string{ep, "OTEL_LOGS_EXPORTER=none"}, nil},
+		{"proxy, telemetry on, OTEL_METRICS_EXPORTER=none", []string{ep, "OTEL_METRICS_EXPORTER=none"}, nil},
 	}
 	procs := make([]*proc, len(variants))
 	defer func() {
@@ -55,8 +57,9 @@ func (c *config) breakdown() ([]report.Row, error) {
 		if err != nil {
 			return nil, err
 		}
-		if i == 0 {
-			procs[i], err = startProc("bare hop", addr, cleanEnv(), filepath.Join(c.bin, "bench-bareproxy"), "--listen", addr, "--target", up.url)
+		if v.bare != nil {
+			args := append([]string{"--listen", addr, "--target", up.url}, v.bare...)
+			procs[i], err = startProc("bare hop", addr, cleanEnv(v.env...), filepath.Join(c.bin, "bench-bareproxy"), args...)
 		} else {
 			procs[i], err = startProc("proxy", addr, cleanEnv(v.env...), filepath.Join(c.bin, "proxy"), "--config", settings, "--listen", addr)
 		}
