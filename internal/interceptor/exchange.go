@@ -41,6 +41,7 @@ type exchange struct {
 
 	mu        sync.Mutex
 	idleTimer *time.Timer
+	rec       *recorder      // the handler's; its fields are the handler goroutine's alone
 	clientErr error          // why the client's body could not be read whole
 	failure   *answerFailure // why the answer did not arrive whole
 }

@@ -716,7 +716,10 @@ func TestProxyGarbage(t *testing.T) {
 		{"not HTTP", hijacked("SSH-2.0-OpenSSH_9.6\r\n\r\n"), 502, "proxy_bad_response", "proxy_bad_response", true},
 		{"closed without answering", hijacked(), 502, "proxy_bad_response", "proxy_bad_response", true},
 		{"headers cut off", hijacked("HTTP/1.1 200 OK\r\nContent-Ty"), 502, "proxy_bad_response", "proxy_bad_response", true},
-		{"Content-Length longer than the body", hijacked("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"id\":\"c\",\"choi"), 200, "", "proxy_response_broken", false},
+		// A short answer of known length is held until whole: nothing was
+		// sent when it broke off.
+		{"Content-Length longer than the body", hijacked("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"id\":\"c\",\"choi"), 502, "proxy_response_broken", "proxy_response_broken", true},
+		{"Content-Length longer than a long body", hijacked("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{\"id\":\"" + strings.Repeat("x", 70000)), 200, "", "proxy_response_broken", false},
 		{"chunked JSON cut off", hijacked("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" + httpChunk(`{"id":"c","choi`)), 200, "", "proxy_response_broken", false},
 		{"stream closed after an event", hijacked(sseHead, httpChunk(sseChunk("one"))), 200, "proxy_response_broken", "proxy_response_broken", true},
 		{"stream closed mid-event", hijacked(sseHead, httpChunk(sseChunk("one")+"data: {\"id\":")), 200, "", "proxy_response_broken", false},

@@ -101,11 +101,15 @@ func New(s Settings, tel *otelconfig.Telemetry) (*Server, error) {
 			otelhttp.WithMeterProvider(mp),
 			otelhttp.WithPropagators(srv.prop),
 			otelhttp.WithSpanNameFormatter(spanName)),
-		// Flush every write: SSE chunks must reach the client as the proxy
-		// sends them.
-		FlushInterval: -1,
-		ErrorHandler:  srv.proxyError,
-		ErrorLog:      slog.NewLogLogger(srv.log.Handler(), slog.LevelWarn),
+		// 0, not -1: ReverseProxy already flushes every write of an SSE
+		// answer and of one without a Content-Length, so streams reach the
+		// client chunk by chunk. -1 would also flush a plain JSON answer's
+		// headers on their own, from a timer goroutine, before its body —
+		// two writes to the socket instead of one for every request.
+		FlushInterval:  0,
+		ModifyResponse: holdShortAnswer,
+		ErrorHandler:   srv.proxyError,
+		ErrorLog:       slog.NewLogLogger(srv.log.Handler(), slog.LevelWarn),
 	}
 
 	srv.handler = otelhttp.NewHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -239,19 +243,29 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, rp *httputil.Re
 	}
 
 	rec := &recorder{ResponseWriter: w, idle: s.settings.Timeouts.ResponseIdle}
+	ex.rec = rec
 	defer func() {
 		// ReverseProxy panics with http.ErrAbortHandler when the answer
 		// breaks off after its headers went out: the outcome is logged,
 		// and the panic goes on to net/http, which cuts the connection —
 		// the client's only sign that what it got is incomplete.
 		p := recover()
+		f := ex.answerFailure()
+		if p != nil && f != nil && rec.unsent() {
+			// A short answer broke off before any of it went out: the
+			// client gets a clean 502 rather than a cut connection.
+			rec.discard()
+			writeError(rec, http.StatusBadGateway, "api_connection_error", f.code, f.text)
+			p = nil
+		}
+		rec.release()
 		_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
 		status := rec.status
 		if status == 0 {
 			status = http.StatusOK
 		}
 		args := []any{"status", status, "duration_ms", float64(time.Since(start).Microseconds()) / 1000, "bytes", rec.bytes}
-		switch f := ex.answerFailure(); {
+		switch {
 		case f != nil:
 			span.SetAttributes(semconv.ErrorTypeKey.String(f.code))
 			span.SetStatus(codes.Error, f.text)
@@ -451,6 +465,10 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // recorder notes the status and size of a response for the outcome log.
 // Unwrap lets http.ResponseController reach the real writer's Flush and
 // Hijack, which streaming and protocol upgrades need.
+//
+// A short answer of known length (see holdShortAnswer) is held until it is
+// whole and then written at once: one write to the socket per answer, and
+// an answer that breaks off before its end can still become a clean 502.
 type recorder struct {
 	http.ResponseWriter
 	status   int
@@ -458,11 +476,61 @@ type recorder struct {
 	failed   bool
 	idle     time.Duration // each write must be taken within this; 0: no bound
 	writeErr error         // the first write to the client that failed
+
+	hold     bool   // holding the answer: nothing has gone to the client yet
+	heldCode int    // its status, when WriteHeader was called
+	held     []byte // its body so far
+}
+
+// maxHeldAnswer is the largest answer held whole; larger ones, streams
+// and answers without a Content-Length go through write by write.
+const maxHeldAnswer = 64 << 10
+
+// holdShortAnswer is the ReverseProxy's ModifyResponse: it tells the
+// request's recorder to hold a short answer of known length.
+func holdShortAnswer(resp *http.Response) error {
+	ex := exchangeFrom(resp.Request.Context())
+	if ex == nil || ex.rec == nil || resp.ContentLength < 0 || resp.ContentLength > maxHeldAnswer ||
+		isEventStream(resp.Header) || resp.StatusCode == http.StatusSwitchingProtocols {
+		return nil
+	}
+	ex.rec.hold = true
+	ex.rec.held = make([]byte, 0, resp.ContentLength)
+	return nil
+}
+
+// unsent reports whether the answer is being held and so nothing of it
+// has reached the client.
+func (r *recorder) unsent() bool { return r.hold }
+
+// discard drops a held answer and the headers copied for it.
+func (r *recorder) discard() {
+	r.hold, r.heldCode, r.held, r.status, r.bytes = false, 0, nil, 0, 0
+	clear(r.ResponseWriter.Header())
+}
+
+// release writes a held answer out.
+func (r *recorder) release() {
+	if !r.hold {
+		return
+	}
+	r.hold = false
+	if r.heldCode != 0 {
+		r.ResponseWriter.WriteHeader(r.heldCode)
+	}
+	if len(r.held) > 0 {
+		_, _ = r.Write(r.held)
+	}
+	r.held = nil
 }
 
 func (r *recorder) WriteHeader(code int) {
 	if r.status == 0 && code >= 200 {
 		r.status = code
+	}
+	if r.hold && code >= 200 {
+		r.heldCode = code
+		return
 	}
 	r.ResponseWriter.WriteHeader(code)
 }
@@ -470,6 +538,10 @@ func (r *recorder) WriteHeader(code int) {
 func (r *recorder) Write(b []byte) (int, error) {
 	if r.status == 0 {
 		r.status = http.StatusOK
+	}
+	if r.hold {
+		r.held = append(r.held, b...)
+		return len(b), nil
 	}
 	if r.idle > 0 {
 		// A client that reads nothing for response_idle is cut: the
