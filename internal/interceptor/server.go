@@ -522,6 +522,9 @@ func (r *recorder) release() {
 		_, _ = r.Write(r.held)
 	}
 	r.held = nil
+	// Sent now, the answer reaches the client before the outcome log and
+	// the end of the server span, not after them.
+	_ = http.NewResponseController(r.ResponseWriter).Flush()
 }
 
 func (r *recorder) WriteHeader(code int) {

@@ -349,6 +349,10 @@ func (s *Server) relayBuffered(w http.ResponseWriter, r *http.Request, c *call, 
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(resp.StatusCode)
 	_, _ = w.Write(body)
+	// The answer is whole: send it now, so that the outcome log, the end
+	// of the server span and the HTTP metrics happen after the client has
+	// it rather than before.
+	_ = http.NewResponseController(w).Flush()
 	s.logOutcome(r.Context(), c)
 }
 
