@@ -45,10 +45,25 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		reject(status, code, "", msg)
 		return
 	}
-	var req map[string]json.RawMessage
-	if err := json.Unmarshal(body, &req); err != nil {
-		reject(http.StatusBadRequest, "invalid_json", "", "the request body is not a JSON object: "+jsonProblem(err))
-		return
+	// The body is split into its top-level members without decoding them:
+	// the upstream gets it byte for byte as sent, but for the model.
+	req, ok := parseTopLevel(body)
+	if !ok {
+		var probe map[string]json.RawMessage
+		if err := json.Unmarshal(body, &probe); err != nil {
+			reject(http.StatusBadRequest, "invalid_json", "", "the request body is not a JSON object: "+jsonProblem(err))
+			return
+		}
+		// null: an object with no members, so no model.
+	}
+	if req.hasDuplicates() {
+		// A key sent twice would be read one way here (the last) and
+		// maybe another way upstream (the first): the upstream gets the
+		// request as encoding/json reads it, each key once.
+		var m map[string]json.RawMessage
+		_ = json.Unmarshal(body, &m)
+		norm, _ := json.Marshal(m)
+		req, _ = parseTopLevel(norm)
 	}
 	if i := invalidUTF8At(body); i >= 0 {
 		// JSON is UTF-8 (RFC 8259). Bytes that are not would reach the
@@ -57,17 +72,16 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var model string
-	if raw, ok := req["model"]; !ok || json.Unmarshal(raw, &model) != nil || strings.TrimSpace(model) == "" {
+	if raw, ok := req.get("model"); !ok || json.Unmarshal(raw, &model) != nil || strings.TrimSpace(model) == "" {
 		reject(http.StatusBadRequest, "missing_model", "model", "model is required: a non-empty string naming one of "+s.available())
 		return
 	}
-	var messages []json.RawMessage
-	if raw, ok := req["messages"]; !ok || json.Unmarshal(raw, &messages) != nil || len(messages) == 0 {
+	if raw, ok := req.get("messages"); !ok || !nonEmptyArray(raw) {
 		reject(http.StatusBadRequest, "missing_messages", "messages", "messages is required: a non-empty array of messages")
 		return
 	}
 	stream := false
-	if raw, ok := req["stream"]; ok && string(raw) != "null" {
+	if raw, ok := req.get("stream"); ok && string(raw) != "null" {
 		if json.Unmarshal(raw, &stream) != nil {
 			reject(http.StatusBadRequest, "invalid_stream", "stream", "stream must be true or false")
 			return
@@ -97,15 +111,9 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.InfoContext(ctx, "Received request", logArgs...)
 
-	modelJSON, _ := json.Marshal(up.model)
-	req["model"] = modelJSON
-	out, err := json.Marshal(req)
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, "server_error", "internal_error", "", "cannot encode the upstream request")
-		return
-	}
+	out := req.replace("model", up.modelJSON)
 
-	c := &call{inst: s.inst, up: up, requestModel: model, stream: stream, route: rt, reqAttrs: requestAttrs(req), logBodies: s.settings.LogBodies}
+	c := &call{inst: s.inst, up: up, requestModel: model, stream: stream, route: rt, reqAttrs: requestAttrs(&req), logBodies: s.settings.LogBodies}
 	// The call's own context: cancelled with errUpstreamTimeout when the
 	// upstream takes too long, and with the client's request when the
 	// client goes away (which so cancels the upstream request too).
@@ -242,19 +250,22 @@ func (s *Server) available() string {
 }
 
 // requestAttrs are the GenAI request parameters worth a span attribute.
-func requestAttrs(req map[string]json.RawMessage) []attribute.KeyValue {
+func requestAttrs(req *topLevel) []attribute.KeyValue {
 	var out []attribute.KeyValue
 	for _, k := range []string{"max_completion_tokens", "max_tokens"} {
 		var n int64
-		if raw, ok := req[k]; ok && json.Unmarshal(raw, &n) == nil {
+		if raw, ok := req.get(k); ok && json.Unmarshal(raw, &n) == nil {
 			out = append(out, keyMaxTokens.Int64(n))
 			break
 		}
 	}
-	for k, key := range map[string]attribute.Key{"temperature": keyTemperature, "top_p": keyTopP} {
+	for _, p := range []struct {
+		name string
+		key  attribute.Key
+	}{{"temperature", keyTemperature}, {"top_p", keyTopP}} {
 		var f float64
-		if raw, ok := req[k]; ok && json.Unmarshal(raw, &f) == nil {
-			out = append(out, key.Float64(f))
+		if raw, ok := req.get(p.name); ok && json.Unmarshal(raw, &f) == nil {
+			out = append(out, p.key.Float64(f))
 		}
 	}
 	return out

@@ -1,6 +1,10 @@
 package proxy
 
 import (
+	"slices"
+	"sync"
+	"sync/atomic"
+
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
@@ -50,6 +54,59 @@ var (
 type instruments struct {
 	duration metric.Float64Histogram
 	tokens   metric.Int64Histogram
+
+	sets    sync.Map     // metricKey → *metricSets
+	setsLen atomic.Int64 // entries in sets
+}
+
+// metricKey is what the GenAI metrics' attributes of a call depend on.
+type metricKey struct {
+	up                          *upstream
+	requestModel, responseModel string
+	errType                     string
+}
+
+// metricSets are the attribute sets of one metricKey, built once: sorting
+// and hashing them again for every call was a measurable part of a
+// request's cost.
+type metricSets struct {
+	duration, input, output metric.MeasurementOption
+}
+
+// maxMetricSets bounds the cache: the response model comes from the
+// upstream, and an upstream that names a new one in every answer must not
+// grow the proxy's memory. Past the bound the sets are built per call.
+const maxMetricSets = 1024
+
+func (in *instruments) attrSets(k metricKey) *metricSets {
+	if v, ok := in.sets.Load(k); ok {
+		return v.(*metricSets)
+	}
+	common := []attribute.KeyValue{
+		operationChat,
+		keyProviderName.String(k.up.provider),
+		keyRequestModel.String(k.requestModel),
+		keyServerAddress.String(k.up.addr),
+	}
+	if k.up.port != 0 {
+		common = append(common, keyServerPort.Int(k.up.port))
+	}
+	if k.responseModel != "" {
+		common = append(common, keyResponseModel.String(k.responseModel))
+	}
+	if k.errType != "" {
+		common = append(common, keyErrorType.String(k.errType))
+	}
+	with := func(extra ...attribute.KeyValue) metric.MeasurementOption {
+		return metric.WithAttributeSet(attribute.NewSet(slices.Concat(common, extra)...))
+	}
+	ms := &metricSets{duration: with(), input: with(tokenTypeInput), output: with(tokenTypeOutput)}
+	if in.setsLen.Load() < maxMetricSets {
+		if _, loaded := in.sets.LoadOrStore(k, ms); !loaded {
+			in.setsLen.Add(1)
+		}
+	}
+	return ms
 }
 
 func newInstruments(mp metric.MeterProvider) (*instruments, error) {

@@ -19,23 +19,23 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 )
 
 // upstream is one model of the table, ready to call.
 type upstream struct {
-	name     string // public name
-	model    string // upstream model id
-	endpoint *url.URL
-	host     string // for logs: host[:port], or builtin:echo
-	provider string
-	addr     string // server.address
-	port     int    // server.port; 0 when implied by the scheme
-	apiKey   Secret
-	headers  http.Header
-	timeout  time.Duration
-	client   *http.Client
+	name      string // public name
+	model     string // upstream model id
+	modelJSON []byte // model as a JSON string, spliced into requests
+	endpoint  *url.URL
+	host      string // for logs: host[:port], or builtin:echo
+	provider  string
+	addr      string // server.address
+	port      int    // server.port; 0 when implied by the scheme
+	apiKey    Secret
+	headers   http.Header
+	timeout   time.Duration
+	client    *http.Client
 }
 
 // echoEndpoint is where requests to builtin:echo go; handlerTransport
@@ -48,6 +48,7 @@ func newUpstream(m ModelSettings, def time.Duration) (*upstream, error) {
 		return nil, fmt.Errorf("model %q: api_base: %w", m.Name, err)
 	}
 	u := &upstream{name: m.Name, model: m.UpstreamModel(), apiKey: m.APIKey, timeout: m.Timeout, headers: http.Header{}}
+	u.modelJSON, _ = json.Marshal(u.model)
 	if u.timeout <= 0 {
 		u.timeout = def
 	}
@@ -289,18 +290,8 @@ func (c *call) end(errType, desc string) {
 	}
 	c.errType = errType
 	span, ctx := c.span, c.spanCtx
-	common := []attribute.KeyValue{
-		operationChat,
-		keyProviderName.String(c.up.provider),
-		keyRequestModel.String(c.requestModel),
-		keyServerAddress.String(c.up.addr),
-	}
-	if c.up.port != 0 {
-		common = append(common, keyServerPort.Int(c.up.port))
-	}
 	var spanAttrs []attribute.KeyValue
 	if c.respModel != "" {
-		common = append(common, keyResponseModel.String(c.respModel))
 		spanAttrs = append(spanAttrs, keyResponseModel.String(c.respModel))
 	}
 	if c.respID != "" {
@@ -313,9 +304,7 @@ func (c *call) end(errType, desc string) {
 	if haveUsage {
 		spanAttrs = append(spanAttrs, keyInputTokens.Int64(input), keyOutputTokens.Int64(output))
 	}
-	if errType != "" {
-		common = append(common, keyErrorType.String(errType))
-	}
+	sets := c.inst.attrSets(metricKey{up: c.up, requestModel: c.requestModel, responseModel: c.respModel, errType: errType})
 	dur := c.duration
 	c.mu.Unlock()
 
@@ -329,15 +318,11 @@ func (c *call) end(errType, desc string) {
 			span.SetStatus(codes.Error, desc)
 		}
 	}
-	c.inst.duration.Record(ctx, dur.Seconds(), metricAttrs(common))
+	c.inst.duration.Record(ctx, dur.Seconds(), sets.duration)
 	if haveUsage {
-		c.inst.tokens.Record(ctx, input, metricAttrs(slices.Concat(common, []attribute.KeyValue{tokenTypeInput})))
-		c.inst.tokens.Record(ctx, output, metricAttrs(slices.Concat(common, []attribute.KeyValue{tokenTypeOutput})))
+		c.inst.tokens.Record(ctx, input, sets.input)
+		c.inst.tokens.Record(ctx, output, sets.output)
 	}
-}
-
-func metricAttrs(kv []attribute.KeyValue) metric.MeasurementOption {
-	return metric.WithAttributeSet(attribute.NewSet(kv...))
 }
 
 // result is what the handler logs once the call has ended.
