@@ -1,33 +1,24 @@
 package otelconfig
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math/big"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
 
+	"github.com/otelcfg/otelcfg/internal/yamlschema"
 	"github.com/otelcfg/otelcfg/schemas"
-	"github.com/santhosh-tekuri/jsonschema/v6"
-	"github.com/santhosh-tekuri/jsonschema/v6/kind"
 	yaml "go.yaml.in/yaml/v3"
-	"golang.org/x/text/language"
-	"golang.org/x/text/message"
 )
 
 // Schema is a compiled embedded JSON Schema that checks a Document and
 // reports every violation as a positioned Diagnostic.
 type Schema struct {
 	name     string
-	compiled *jsonschema.Schema
-	raw      map[string]any
+	compiled *yamlschema.Schema
 }
-
-var printer = message.NewPrinter(language.English)
 
 var (
 	schemaMu    sync.Mutex
@@ -46,21 +37,11 @@ func LoadSchema(name string) (*Schema, error) {
 	if !ok {
 		return nil, fmt.Errorf("otelconfig: no embedded schema %q (have %s)", name, strings.Join(schemas.Names(), ", "))
 	}
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+	compiled, err := yamlschema.Compile(b)
 	if err != nil {
 		return nil, fmt.Errorf("otelconfig: schema %s: %w", name, err)
 	}
-	url := "mem://schemas/" + name + ".schema.json"
-	c := jsonschema.NewCompiler()
-	if err := c.AddResource(url, doc); err != nil {
-		return nil, err
-	}
-	compiled, err := c.Compile(url)
-	if err != nil {
-		return nil, fmt.Errorf("otelconfig: schema %s: %w", name, err)
-	}
-	raw, _ := doc.(map[string]any)
-	s := &Schema{name: name, compiled: compiled, raw: raw}
+	s := &Schema{name: name, compiled: compiled}
 	schemaCache[name] = s
 	return s, nil
 }
@@ -83,9 +64,8 @@ func (s *Schema) Check(d *Document) {
 	if d.Root == nil {
 		return
 	}
-	err := s.compiled.Validate(toJSONValue(d.Root))
-	var ve *jsonschema.ValidationError
-	if err == nil || !errors.As(err, &ve) {
+	ve := s.compiled.Validate(d.Root)
+	if ve == nil {
 		return
 	}
 	// A newer 1.x file may use properties this build does not know:
@@ -95,8 +75,8 @@ func (s *Schema) Check(d *Document) {
 		unknownSev = SeverityWarning
 	}
 	seen := map[string]bool{}
-	for _, leaf := range s.leaves(ve) {
-		for _, diag := range s.describe(d, leaf, unknownSev) {
+	for _, leaf := range leaves(ve) {
+		for _, diag := range describe(d, leaf, unknownSev) {
 			key := diag.Path + "\x00" + diag.Code + "\x00" + diag.Message
 			if seen[key] {
 				continue
@@ -111,18 +91,18 @@ func (s *Schema) Check(d *Document) {
 // and anyOf failures it keeps the causes of the branch that got furthest
 // (the deepest instance location), so a typo inside one kind of exporter
 // is not drowned by "is not the other kinds" noise.
-func (s *Schema) leaves(e *jsonschema.ValidationError) []*jsonschema.ValidationError {
+func leaves(e *yamlschema.Error) []*yamlschema.Error {
 	if len(e.Causes) == 0 {
-		return []*jsonschema.ValidationError{e}
+		return []*yamlschema.Error{e}
 	}
-	switch e.ErrorKind.(type) {
-	case *kind.OneOf, *kind.AnyOf:
-		best, bestDepth := []*jsonschema.ValidationError(nil), -1
+	switch e.Kind {
+	case yamlschema.KindOneOf, yamlschema.KindAnyOf:
+		best, bestDepth := []*yamlschema.Error(nil), -1
 		for _, c := range e.Causes {
-			ls := s.leaves(c)
+			ls := leaves(c)
 			depth := 0
 			for _, l := range ls {
-				if !isTypeOnly(l) {
+				if l.Kind != yamlschema.KindType {
 					depth = max(depth, len(l.InstanceLocation)+1)
 				}
 			}
@@ -133,20 +113,15 @@ func (s *Schema) leaves(e *jsonschema.ValidationError) []*jsonschema.ValidationE
 		if bestDepth <= len(e.InstanceLocation) {
 			// Every branch failed right here (usually on type): one
 			// summary error reads better than each branch's complaint.
-			return []*jsonschema.ValidationError{e}
+			return []*yamlschema.Error{e}
 		}
 		return best
 	}
-	var out []*jsonschema.ValidationError
+	var out []*yamlschema.Error
 	for _, c := range e.Causes {
-		out = append(out, s.leaves(c)...)
+		out = append(out, leaves(c)...)
 	}
 	return out
-}
-
-func isTypeOnly(e *jsonschema.ValidationError) bool {
-	_, ok := e.ErrorKind.(*kind.Type)
-	return ok
 }
 
 func pointerOf(loc []string) string {
@@ -157,9 +132,16 @@ func pointerOf(loc []string) string {
 	return b.String()
 }
 
-func (s *Schema) describe(d *Document, e *jsonschema.ValidationError, unknownSev Severity) []Diagnostic {
+func describe(d *Document, e *yamlschema.Error, unknownSev Severity) []Diagnostic {
 	ptr := pointerOf(e.InstanceLocation)
 	node := Lookup(d.Root, ptr)
+	what := describeNode(node)
+	if e.Key {
+		// propertyNames: the offending value is the key itself.
+		parent := ptr[:strings.LastIndexByte(ptr, '/')]
+		node = mapKey(Lookup(d.Root, parent), e.InstanceLocation[len(e.InstanceLocation)-1])
+		what = "key " + describeNode(node)
+	}
 	line, col := 0, 0
 	if node != nil {
 		line, col = node.Line, node.Column
@@ -172,11 +154,11 @@ func (s *Schema) describe(d *Document, e *jsonschema.ValidationError, unknownSev
 		}
 		return Diagnostic{Severity: sev, Code: code, File: d.Name, Line: line, Column: col, Path: path, Message: msg, Hint: d.envHint(path, hint)}
 	}
-	switch k := e.ErrorKind.(type) {
-	case *kind.AdditionalProperties:
-		allowed := s.propertiesAt(e.SchemaURL)
+	switch e.Kind {
+	case yamlschema.KindAdditionalProperties:
+		allowed := e.Schema.PropertyNames()
 		var out []Diagnostic
-		for _, p := range k.Properties {
+		for _, p := range e.Names {
 			kn := mapKey(node, p)
 			l, c := line, col
 			if kn != nil {
@@ -195,39 +177,46 @@ func (s *Schema) describe(d *Document, e *jsonschema.ValidationError, unknownSev
 			out = append(out, mk(unknownSev, CodeUnknownKey, ptr+"/"+escapePointer(p), l, c, fmt.Sprintf("unknown key %q %s", p, where), hint))
 		}
 		return out
-	case *kind.Required:
+	case yamlschema.KindRequired:
 		var out []Diagnostic
-		for _, m := range k.Missing {
+		for _, m := range e.Names {
 			out = append(out, mk(SeverityError, CodeRequired, ptr+"/"+escapePointer(m), line, col, fmt.Sprintf("missing required key %q", m), requiredHint(m)))
 		}
 		return out
-	case *kind.Type:
-		return []Diagnostic{mk(SeverityError, CodeType, ptr, line, col, fmt.Sprintf("expected %s, found %s", strings.Join(k.Want, " or "), describeNode(node)), "")}
-	case *kind.Enum:
+	case yamlschema.KindType:
+		return []Diagnostic{mk(SeverityError, CodeType, ptr, line, col, fmt.Sprintf("expected %s, found %s", strings.Join(e.Names, " or "), what), "")}
+	case yamlschema.KindEnum:
 		var want []string
-		for _, w := range k.Want {
+		for _, w := range e.Values {
 			if w != nil {
 				want = append(want, fmt.Sprint(w))
 			}
 		}
+		got := ""
+		switch {
+		case e.Key:
+			got = e.InstanceLocation[len(e.InstanceLocation)-1]
+		case node != nil:
+			got = fmt.Sprint(toJSONValue(node))
+		}
 		hint := ""
-		if m := Suggest(fmt.Sprint(k.Got), want); m != "" {
+		if m := Suggest(got, want); m != "" {
 			hint = fmt.Sprintf("did you mean %q?", m)
 		}
-		return []Diagnostic{mk(SeverityError, CodeEnum, ptr, line, col, fmt.Sprintf("%s is not one of %s", describeNode(node), strings.Join(want, ", ")), hint)}
-	case *kind.Const:
-		return []Diagnostic{mk(SeverityError, CodeEnum, ptr, line, col, fmt.Sprintf("%s must be %v", describeNode(node), k.Want), "")}
-	case *kind.Minimum:
-		return []Diagnostic{mk(SeverityError, CodeBounds, ptr, line, col, fmt.Sprintf("%s is below the minimum %s", describeNode(node), ratString(k.Want)), "")}
-	case *kind.Maximum:
-		return []Diagnostic{mk(SeverityError, CodeBounds, ptr, line, col, fmt.Sprintf("%s is above the maximum %s", describeNode(node), ratString(k.Want)), "")}
-	case *kind.ExclusiveMinimum:
-		return []Diagnostic{mk(SeverityError, CodeBounds, ptr, line, col, fmt.Sprintf("%s must be greater than %s", describeNode(node), ratString(k.Want)), "")}
-	case *kind.ExclusiveMaximum:
-		return []Diagnostic{mk(SeverityError, CodeBounds, ptr, line, col, fmt.Sprintf("%s must be less than %s", describeNode(node), ratString(k.Want)), "")}
-	case *kind.MinProperties:
-		return []Diagnostic{mk(SeverityError, CodeRequired, ptr, line, col, fmt.Sprintf("%s needs a value: choose one of %s", lastToken(ptr), strings.Join(s.propertiesAt(e.SchemaURL), ", ")), "")}
-	case *kind.MaxProperties:
+		return []Diagnostic{mk(SeverityError, CodeEnum, ptr, line, col, fmt.Sprintf("%s is not one of %s", what, strings.Join(want, ", ")), hint)}
+	case yamlschema.KindConst:
+		return []Diagnostic{mk(SeverityError, CodeEnum, ptr, line, col, fmt.Sprintf("%s must be %v", what, e.Value), "")}
+	case yamlschema.KindMinimum:
+		return []Diagnostic{mk(SeverityError, CodeBounds, ptr, line, col, fmt.Sprintf("%s is below the minimum %s", what, ratString(e.Bound)), "")}
+	case yamlschema.KindMaximum:
+		return []Diagnostic{mk(SeverityError, CodeBounds, ptr, line, col, fmt.Sprintf("%s is above the maximum %s", what, ratString(e.Bound)), "")}
+	case yamlschema.KindExclusiveMinimum:
+		return []Diagnostic{mk(SeverityError, CodeBounds, ptr, line, col, fmt.Sprintf("%s must be greater than %s", what, ratString(e.Bound)), "")}
+	case yamlschema.KindExclusiveMaximum:
+		return []Diagnostic{mk(SeverityError, CodeBounds, ptr, line, col, fmt.Sprintf("%s must be less than %s", what, ratString(e.Bound)), "")}
+	case yamlschema.KindMinProperties:
+		return []Diagnostic{mk(SeverityError, CodeRequired, ptr, line, col, fmt.Sprintf("%s needs a value: choose one of %s", lastToken(ptr), strings.Join(e.Schema.PropertyNames(), ", ")), "")}
+	case yamlschema.KindMaxProperties:
 		keys := ""
 		if node != nil && node.Kind == yaml.MappingNode {
 			var ks []string
@@ -236,16 +225,17 @@ func (s *Schema) describe(d *Document, e *jsonschema.ValidationError, unknownSev
 			}
 			keys = " (" + strings.Join(ks, ", ") + ")"
 		}
-		return []Diagnostic{mk(SeverityError, CodeSchema, ptr, line, col, fmt.Sprintf("%s takes exactly one kind, found %d%s", lastToken(ptr), k.Got, keys), "split it into separate list entries")}
-	case *kind.Pattern:
-		return []Diagnostic{mk(SeverityError, CodeSchema, ptr, line, col, fmt.Sprintf("%s does not match the pattern %s", describeNode(node), k.Want), "")}
-	case *kind.MinItems:
-		return []Diagnostic{mk(SeverityError, CodeSchema, ptr, line, col, fmt.Sprintf("%s needs at least %d entries", lastToken(ptr), k.Want), "")}
-	case *kind.OneOf, *kind.AnyOf:
-		return []Diagnostic{mk(SeverityError, CodeType, ptr, line, col, fmt.Sprintf("%s is not a valid %s", describeNode(node), lastToken(ptr)), "")}
+		return []Diagnostic{mk(SeverityError, CodeSchema, ptr, line, col, fmt.Sprintf("%s takes exactly one kind, found %d%s", lastToken(ptr), e.Got, keys), "split it into separate list entries")}
+	case yamlschema.KindPattern:
+		return []Diagnostic{mk(SeverityError, CodeSchema, ptr, line, col, fmt.Sprintf("%s does not match the pattern %s", what, e.Pattern), "")}
+	case yamlschema.KindMinItems:
+		return []Diagnostic{mk(SeverityError, CodeSchema, ptr, line, col, fmt.Sprintf("%s needs at least %d entries", lastToken(ptr), e.Want), "")}
+	case yamlschema.KindMinLength:
+		return []Diagnostic{mk(SeverityError, CodeSchema, ptr, line, col, fmt.Sprintf("minLength: got %d, want %d", e.Got, e.Want), "")}
+	case yamlschema.KindOneOf, yamlschema.KindAnyOf:
+		return []Diagnostic{mk(SeverityError, CodeType, ptr, line, col, fmt.Sprintf("%s is not a valid %s", what, lastToken(ptr)), "")}
 	}
-	msg := strings.TrimSpace(e.ErrorKind.LocalizedString(printer))
-	return []Diagnostic{mk(SeverityError, CodeSchema, ptr, line, col, msg, "")}
+	return []Diagnostic{mk(SeverityError, CodeSchema, ptr, line, col, fmt.Sprintf("%s is not allowed here (%s)", what, e.Kind), "")}
 }
 
 func ratString(r *big.Rat) string {
@@ -330,43 +320,6 @@ func describeNode(n *yaml.Node) string {
 		return truncate(n.Value, 60)
 	}
 	return kindName(n)
-}
-
-// propertiesAt returns the property names of the schema object at a
-// schema location (its URL fragment is a JSON pointer into the schema).
-func (s *Schema) propertiesAt(schemaURL string) []string {
-	_, frag, ok := strings.Cut(schemaURL, "#")
-	if !ok {
-		return nil
-	}
-	toks := strings.Split(strings.TrimPrefix(frag, "/"), "/")
-	var cur any = s.raw
-	for _, t := range toks {
-		if t == "" {
-			continue
-		}
-		t = strings.ReplaceAll(strings.ReplaceAll(t, "~1", "/"), "~0", "~")
-		switch c := cur.(type) {
-		case map[string]any:
-			cur = c[t]
-		case []any:
-			i, err := strconv.Atoi(t)
-			if err != nil || i >= len(c) {
-				return nil
-			}
-			cur = c[i]
-		default:
-			return nil
-		}
-	}
-	m, _ := cur.(map[string]any)
-	props, _ := m["properties"].(map[string]any)
-	out := make([]string, 0, len(props))
-	for k := range props {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // Suggest returns the candidate nearest to s when it is near enough to be
