@@ -137,6 +137,13 @@ func StartConfig(ctx context.Context, cfg *Config, opts ...Option) (*Telemetry, 
 		t.logger = slog.New(newLevelHandler(cfg.LogLevel, t.console))
 	} else {
 		model, tpLimits, lpLimits := limitExtras(*cfg.Model)
+		// See dedup.go: the SDK skips its per-attribute de-duplication and
+		// dedupProvider does the same work in one cheap pass, unless a caller
+		// asked for duplicates to be kept.
+		dedup := sdkFieldsReadable() && !callerAllowsDup(o.lpOpts)
+		if dedup {
+			lpLimits = append([]sdklog.LoggerProviderOption{sdklog.WithAllowKeyDuplication()}, lpLimits...)
+		}
 		sdkOpts := []otelconf.ConfigurationOption{
 			otelconf.WithContext(ctx),
 			otelconf.WithOpenTelemetryConfiguration(model),
@@ -152,6 +159,9 @@ func StartConfig(ctx context.Context, cfg *Config, opts ...Option) (*Telemetry, 
 		}
 		t.sdk = &sdk
 		t.tp, t.mp, t.lp, t.prop = sdk.TracerProvider(), sdk.MeterProvider(), sdk.LoggerProvider(), sdk.Propagator()
+		if lp, ok := t.lp.(*sdklog.LoggerProvider); ok && dedup {
+			t.lp = &dedupProvider{sdk: lp, limit: sdkCountLimit(lp)}
+		}
 		var bridge slog.Handler
 		if cfg.Model.LoggerProvider != nil {
 			bridge = otelslog.NewHandler(ScopeName, otelslog.WithLoggerProvider(t.lp))
@@ -173,6 +183,13 @@ func StartConfig(ctx context.Context, cfg *Config, opts ...Option) (*Telemetry, 
 		}
 	}
 	return t, nil
+}
+
+// callerAllowsDup reports whether the caller's own logger provider options
+// include sdklog.WithAllowKeyDuplication, read from a provider built from
+// them alone (building one runs no processor).
+func callerAllowsDup(opts []sdklog.LoggerProviderOption) bool {
+	return len(opts) > 0 && sdkAllowsDup(sdklog.NewLoggerProvider(opts...))
 }
 
 // meterExtras applies what otelconf v0.27.0 reads into its model but does
@@ -205,7 +222,9 @@ func (t *Telemetry) TracerProvider() trace.TracerProvider { return t.tp }
 // MeterProvider returns the configured meter provider.
 func (t *Telemetry) MeterProvider() metric.MeterProvider { return t.mp }
 
-// LoggerProvider returns the configured logger provider.
+// LoggerProvider returns the configured logger provider: the SDK's, behind
+// otelconfig's de-duplication of attribute keys (see dedup.go); it has the
+// SDK provider's ForceFlush and Shutdown.
 func (t *Telemetry) LoggerProvider() log.LoggerProvider { return t.lp }
 
 // Propagator returns the configured propagator.
