@@ -3,6 +3,7 @@ package otelconfig
 import (
 	"context"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 
@@ -167,7 +168,7 @@ func dryRunSDK(ctx context.Context, m *otelconf.OpenTelemetryConfiguration) erro
 		os.Stdout = devnull
 		defer func() { os.Stdout = saved; devnull.Close() }()
 	}
-	sdk, err := newSDK(otelconf.WithContext(ctx), otelconf.WithOpenTelemetryConfiguration(*m))
+	sdk, err := newSDK(otelconf.WithContext(ctx), otelconf.WithOpenTelemetryConfiguration(*dryRunModel(m)))
 	if err != nil {
 		return err
 	}
@@ -175,4 +176,30 @@ func dryRunSDK(ctx context.Context, m *otelconf.OpenTelemetryConfiguration) erro
 	cancel()
 	_ = sdk.Shutdown(sctx)
 	return nil
+}
+
+// dryRunModel returns m with the queue of every batch log processor cut to
+// one record, copying what it changes. sdk/log allocates a processor's whole
+// queue when it is built (2048 records of about half a kilobyte by
+// default): that memory, never used by a dry run, was most of the time of
+// `otelcfg validate` on the official examples, in page faults. otelconf only
+// checks that max_queue_size is above zero, which a value of one keeps
+// true; a value it refuses is left alone so that the refusal still shows,
+// and max_export_batch_size is clamped to the queue silently by the SDK.
+func dryRunModel(m *otelconf.OpenTelemetryConfiguration) *otelconf.OpenTelemetryConfiguration {
+	if m.LoggerProvider == nil {
+		return m
+	}
+	c, lp := *m, *m.LoggerProvider
+	lp.Processors = slices.Clone(lp.Processors)
+	for i, p := range lp.Processors {
+		if p.Batch == nil || (p.Batch.MaxQueueSize != nil && *p.Batch.MaxQueueSize <= 0) {
+			continue
+		}
+		b, one := *p.Batch, 1
+		b.MaxQueueSize = &one
+		lp.Processors[i].Batch = &b
+	}
+	c.LoggerProvider = &lp
+	return &c
 }
