@@ -93,7 +93,11 @@ func init() {
 // Run runs the otelcfg command line args (without the program name) and
 // returns the exit status.
 func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, opts ...Option) int {
-	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, lookup: os.LookupEnv}
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
+	// One view of the environment for the whole run: files are checked
+	// concurrently, and a dry run hides OTEL_CONFIG_FILE from the process
+	// environment while it builds the SDK.
+	WithEnviron(os.Environ())(e)
 	for _, o := range opts {
 		o(e)
 	}
