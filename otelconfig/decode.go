@@ -6,12 +6,13 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"go.opentelemetry.io/contrib/otelconf"
 	yaml "go.yaml.in/yaml/v3"
 )
 
-var typeErrRE = regexp.MustCompile(`^line (\d+): (.*)$`)
+var typeErrRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^line (\d+): (.*)$`) })
 
 // decode turns the effective tree into otelconf's model. otelconf's own
 // checks run here (its UnmarshalYAML methods); their errors become
@@ -29,7 +30,7 @@ func (d *Document) decode() (*otelconf.OpenTelemetryConfiguration, bool) {
 	if errors.As(err, &te) {
 		for _, msg := range te.Errors {
 			line := 0
-			if mm := typeErrRE.FindStringSubmatch(msg); mm != nil {
+			if mm := typeErrRE().FindStringSubmatch(msg); mm != nil {
 				line, _ = strconv.Atoi(mm[1])
 				msg = mm[2]
 			}
@@ -51,10 +52,10 @@ func safeNodeDecode(n *yaml.Node, v any) (err error) {
 	return n.Decode(v)
 }
 
-var unmarshalRE = regexp.MustCompile("cannot unmarshal !!(\\w+) `(.*)` into (.*)$")
+var unmarshalRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile("cannot unmarshal !!(\\w+) `(.*)` into (.*)$") })
 
 func friendlyTypeError(msg string) string {
-	if m := unmarshalRE.FindStringSubmatch(msg); m != nil {
+	if m := unmarshalRE().FindStringSubmatch(msg); m != nil {
 		want := m[3]
 		switch {
 		case strings.Contains(want, "int"):

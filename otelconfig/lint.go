@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	yaml "go.yaml.in/yaml/v3"
 )
@@ -27,20 +28,54 @@ func lint(d *Document) {
 
 // unsupported lists keys valid in file_format 1.0 that otelconf v0.27.0
 // does not act on. refused: the SDK refuses to start; otherwise ignored.
-var unsupported = []struct {
-	pattern *regexp.Regexp
+var unsupported = []unsupportedKey{
+	support(`^/resource/detection~1development$`, false, "resource detectors are not run by otelconf v0.27.0; set attributes, or OTEL_RESOURCE_ATTRIBUTES"),
+	support(`^/instrumentation~1development$`, false, "instrumentation settings are not read by the Go SDK"),
+	support(`^/(tracer|meter|logger)_provider/\w+_configurator~1development$`, false, "scope configurators are not implemented by otelconf v0.27.0"),
+	support(`^/distribution$`, false, "distribution-specific settings are not read by otelconf"),
+	support(`^/meter_provider/readers/\d+/periodic/producers$`, false, "metric producers are not implemented by otelconf v0.27.0"),
+	support(`^/meter_provider/readers/\d+/pull$`, true, "pull readers (prometheus/development) are not implemented by otelconf v0.27.0: the SDK refuses to start"),
+	support(`/exporter/otlp_file~1development$`, true, "the otlp_file/development exporter is not implemented by otelconf v0.27.0: the SDK refuses to start"),
+	support(`/(composite|jaeger_remote|probability)~1development$`, true, "this sampler is not implemented by otelconf v0.27.0: the SDK refuses to start"),
+	support(`/otlp_http/encoding$`, true, ""),
+}
+
+type unsupportedKey struct {
+	pattern func() *regexp.Regexp
+	// suffix is the literal end of the pattern: a pointer without it
+	// cannot match, which spares running every pattern on every node and
+	// compiling the patterns a file never comes near.
+	suffix  string
 	refused bool
 	why     string
-}{
-	{regexp.MustCompile(`^/resource/detection~1development$`), false, "resource detectors are not run by otelconf v0.27.0; set attributes, or OTEL_RESOURCE_ATTRIBUTES"},
-	{regexp.MustCompile(`^/instrumentation~1development$`), false, "instrumentation settings are not read by the Go SDK"},
-	{regexp.MustCompile(`^/(tracer|meter|logger)_provider/\w+_configurator~1development$`), false, "scope configurators are not implemented by otelconf v0.27.0"},
-	{regexp.MustCompile(`^/distribution$`), false, "distribution-specific settings are not read by otelconf"},
-	{regexp.MustCompile(`^/meter_provider/readers/\d+/periodic/producers$`), false, "metric producers are not implemented by otelconf v0.27.0"},
-	{regexp.MustCompile(`^/meter_provider/readers/\d+/pull$`), true, "pull readers (prometheus/development) are not implemented by otelconf v0.27.0: the SDK refuses to start"},
-	{regexp.MustCompile(`/exporter/otlp_file~1development$`), true, "the otlp_file/development exporter is not implemented by otelconf v0.27.0: the SDK refuses to start"},
-	{regexp.MustCompile(`/(composite|jaeger_remote|probability)~1development$`), true, "this sampler is not implemented by otelconf v0.27.0: the SDK refuses to start"},
-	{regexp.MustCompile(`/otlp_http/encoding$`), true, ""},
+}
+
+func support(expr string, refused bool, why string) unsupportedKey {
+	return unsupportedKey{
+		pattern: sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) }),
+		suffix:  literalSuffix(expr),
+		refused: refused,
+		why:     why,
+	}
+}
+
+// literalSuffix returns the plain characters before the final $ of a
+// regular expression (none when it does not end with $).
+func literalSuffix(expr string) string {
+	body, ok := strings.CutSuffix(expr, "$")
+	if !ok {
+		return ""
+	}
+	i := len(body)
+	for i > 0 {
+		c := body[i-1]
+		plain := c == '_' || c == '~' || c == '/' || c == '-' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+		if !plain || (i > 1 && body[i-2] == '\\') {
+			break
+		}
+		i--
+	}
+	return body[i:]
 }
 
 func lintSupport(d *Document) {
@@ -49,7 +84,7 @@ func lintSupport(d *Document) {
 			return
 		}
 		for _, u := range unsupported {
-			if !u.pattern.MatchString(p) {
+			if !strings.HasSuffix(p, u.suffix) || !u.pattern().MatchString(p) {
 				continue
 			}
 			why := u.why
