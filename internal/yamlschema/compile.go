@@ -57,49 +57,80 @@ func (t types) names() []string {
 	return out
 }
 
-// Node is one compiled schema object (or boolean schema).
+// Node is one compiled schema object (or boolean schema). The keywords
+// most schema objects have are fields; the others live in x, allocated only
+// for the objects that use them (compiling is a good part of a short
+// process's time, and most of it is allocating).
 type Node struct {
 	parent *Node
 	tok    string // this node's last JSON pointer token, unescaped
 
-	boolean *bool // a true or false schema
+	types types
+	flags flags
 
-	types    types
-	hasConst bool
-	constVal any   // string, json.Number-like numberLit, bool or nil
+	ref        *Node
+	props      []prop // sorted by name
+	additional *Node  // additionalProperties as a schema (false is flagAddlFalse)
+	items      *Node
+	required   []string
+	x          *extra
+}
+
+type flags uint8
+
+const (
+	flagBool      flags = 1 << iota // a true or false schema
+	flagTrue                        // with flagBool: the true schema
+	flagAddlFalse                   // additionalProperties: false
+	flagConst                       // has const (its value may be null)
+)
+
+type prop struct {
+	name string
+	s    *Node
+}
+
+type extra struct {
+	constVal any   // string, numberLit, bool or nil
 	enum     []any // same kinds of values
 	enumSet  types // the types of the enum's values
 
-	ref    *Node
-	refPtr string
-
-	// objects
-	props         map[string]*Node
 	patternProps  []patternProp
-	additional    *Node // additionalProperties as a schema (false is additionalFalse)
-	addlFalse     bool
 	propertyNames *Node
-	required      []string
-	minProps      int // -1 when absent
+	minProps      int // -1 when absent, as the other counts
 	maxProps      int
+	minItems      int
+	minLength     int
 
-	// arrays
-	items    *Node
-	minItems int
+	pattern  *regexp.Regexp
+	patternS string
 
-	// strings
-	minLength int
-	pattern   *regexp.Regexp
-	patternS  string
-
-	// numbers
 	minimum, maximum, exclMinimum, exclMaximum *bound
 
-	// applicators
 	allOf, anyOf, oneOf []*Node
 	ifS, thenS, elseS   *Node
 
 	defs map[string]*Node
+}
+
+// noExtra stands for the keywords of a Node without any.
+var noExtra = extra{minProps: -1, maxProps: -1, minItems: -1, minLength: -1}
+
+func (n *Node) ext() *extra {
+	if n.x == nil {
+		x := noExtra
+		n.x = &x
+	}
+	return n.x
+}
+
+// prop returns the schema of a property, or nil.
+func (n *Node) prop(name string) *Node {
+	i, ok := slices.BinarySearchFunc(n.props, name, func(p prop, name string) int { return strings.Compare(p.name, name) })
+	if !ok {
+		return nil
+	}
+	return n.props[i].s
 }
 
 type patternProp struct {
@@ -118,11 +149,10 @@ func (n *Node) Location() string {
 
 // PropertyNames returns the names under the node's "properties", sorted.
 func (n *Node) PropertyNames() []string {
-	out := make([]string, 0, len(n.props))
-	for k := range n.props {
-		out = append(out, k)
+	out := make([]string, len(n.props))
+	for i, p := range n.props {
+		out[i] = p.name
 	}
-	slices.Sort(out)
 	return out
 }
 
@@ -180,19 +210,24 @@ func Compile(data []byte) (*Schema, error) {
 	if c.p.pos != len(c.p.s) {
 		return nil, c.p.errorf("unexpected data after the schema")
 	}
-	for _, n := range c.refs {
-		t, err := resolve(root, n.refPtr)
+	for _, r := range c.refs {
+		t, err := resolve(root, r.ptr)
 		if err != nil {
-			return nil, fmt.Errorf("%s: $ref %q: %v", locationOf(n), n.refPtr, err)
+			return nil, fmt.Errorf("%s: $ref %q: %v", locationOf(r.n), r.ptr, err)
 		}
-		n.ref = t
+		r.n.ref = t
 	}
 	return &Schema{root: root}, nil
 }
 
 type compiler struct {
 	p    parser
-	refs []*Node
+	refs []ref // resolved once the whole document is read
+}
+
+type ref struct {
+	n   *Node
+	ptr string
 }
 
 // keywords are the ones Compile accepts; annotations are parsed over and
@@ -218,7 +253,7 @@ func locationOf(n *Node) string {
 
 func (c *compiler) schema(parent *Node, tok string) (*Node, error) {
 	p := &c.p
-	n := &Node{parent: parent, tok: tok, minProps: -1, maxProps: -1, minItems: -1, minLength: -1}
+	n := &Node{parent: parent, tok: tok}
 	p.ws()
 	switch p.peek() {
 	case 't', 'f':
@@ -226,8 +261,10 @@ func (c *compiler) schema(parent *Node, tok string) (*Node, error) {
 		if err != nil {
 			return nil, err
 		}
-		b := v.(bool)
-		n.boolean = &b
+		n.flags |= flagBool
+		if v.(bool) {
+			n.flags |= flagTrue
+		}
 		return n, nil
 	case '{':
 	default:
@@ -287,56 +324,65 @@ func (c *compiler) keyword(n *Node, key string) error {
 		n.types, err = c.typeName(n)
 		return err
 	case "$ref":
-		if n.refPtr, err = p.str(); err != nil {
-			return err
-		}
-		c.refs = append(c.refs, n)
-		return nil
+		ptr, err := p.str()
+		c.refs = append(c.refs, ref{n, ptr})
+		return err
 	case "properties", "$defs", "patternProperties":
-		m := map[string]*Node{}
+		var props []prop
 		holder := &Node{parent: n, tok: key}
 		err := p.object(func(name string) error {
-			if _, dup := m[name]; dup {
-				return fmt.Errorf("%s: %q appears twice", locationOf(holder), name)
-			}
 			s, err := c.schema(holder, name)
 			if err != nil {
 				return err
 			}
-			m[name] = s
+			props = append(props, prop{name, s})
 			if key == "patternProperties" {
 				re, err := regexp.Compile(name)
 				if err != nil {
 					return fmt.Errorf("%s: %v", locationOf(s), err)
 				}
-				n.patternProps = append(n.patternProps, patternProp{re, s})
+				n.ext().patternProps = append(n.ext().patternProps, patternProp{re, s})
 			}
 			return nil
 		})
+		if err != nil {
+			return err
+		}
+		slices.SortFunc(props, func(a, b prop) int { return strings.Compare(a.name, b.name) })
+		for i := 1; i < len(props); i++ {
+			if props[i].name == props[i-1].name {
+				return fmt.Errorf("%s: %q appears twice", locationOf(holder), props[i].name)
+			}
+		}
 		switch key {
 		case "properties":
-			n.props = m
+			n.props = props
 		case "$defs":
-			n.defs = m
+			n.ext().defs = make(map[string]*Node, len(props))
+			for _, p := range props {
+				n.x.defs[p.name] = p.s
+			}
 		}
-		return err
+		return nil
 	case "additionalProperties":
 		n.additional, err = c.schema(n, key)
-		if err == nil && n.additional.boolean != nil {
-			n.addlFalse = !*n.additional.boolean
+		if err == nil && n.additional.flags&flagBool != 0 {
+			if n.additional.flags&flagTrue == 0 {
+				n.flags |= flagAddlFalse
+			}
 			n.additional = nil // true: nothing to check
 		}
 		return err
 	case "propertyNames":
-		n.propertyNames, err = c.schema(n, key)
+		n.ext().propertyNames, err = c.schema(n, key)
 	case "items":
 		n.items, err = c.schema(n, key)
 	case "if":
-		n.ifS, err = c.schema(n, key)
+		n.ext().ifS, err = c.schema(n, key)
 	case "then":
-		n.thenS, err = c.schema(n, key)
+		n.ext().thenS, err = c.schema(n, key)
 	case "else":
-		n.elseS, err = c.schema(n, key)
+		n.ext().elseS, err = c.schema(n, key)
 	case "allOf", "anyOf", "oneOf":
 		var list []*Node
 		holder := &Node{parent: n, tok: key}
@@ -350,20 +396,20 @@ func (c *compiler) keyword(n *Node, key string) error {
 		}
 		switch key {
 		case "allOf":
-			n.allOf = list
+			n.ext().allOf = list
 		case "anyOf":
-			n.anyOf = list
+			n.ext().anyOf = list
 		case "oneOf":
-			n.oneOf = list
+			n.ext().oneOf = list
 		}
 	case "minItems":
-		n.minItems, err = c.count(n, key)
+		n.ext().minItems, err = c.count(n, key)
 	case "minProperties":
-		n.minProps, err = c.count(n, key)
+		n.ext().minProps, err = c.count(n, key)
 	case "maxProperties":
-		n.maxProps, err = c.count(n, key)
+		n.ext().maxProps, err = c.count(n, key)
 	case "minLength":
-		n.minLength, err = c.count(n, key)
+		n.ext().minLength, err = c.count(n, key)
 	case "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum":
 		var lit string
 		if lit, err = p.number(); err != nil {
@@ -375,13 +421,13 @@ func (c *compiler) keyword(n *Node, key string) error {
 		}
 		switch key {
 		case "minimum":
-			n.minimum = b
+			n.ext().minimum = b
 		case "maximum":
-			n.maximum = b
+			n.ext().maximum = b
 		case "exclusiveMinimum":
-			n.exclMinimum = b
+			n.ext().exclMinimum = b
 		case "exclusiveMaximum":
-			n.exclMaximum = b
+			n.ext().exclMaximum = b
 		}
 	case "required":
 		err = p.array(func(int) error {
@@ -390,27 +436,29 @@ func (c *compiler) keyword(n *Node, key string) error {
 			return err
 		})
 	case "enum":
-		n.enum = []any{}
+		x := n.ext()
+		x.enum = []any{}
 		err = p.array(func(int) error {
 			v, err := p.scalar()
 			if err != nil {
 				return fmt.Errorf("%s: enum: %v (only strings, numbers, booleans and null are supported)", locationOf(n), err)
 			}
-			n.enum = append(n.enum, v)
-			n.enumSet |= typeOfLiteral(v)
+			x.enum = append(x.enum, v)
+			x.enumSet |= typeOfLiteral(v)
 			return nil
 		})
 	case "const":
-		n.hasConst = true
-		n.constVal, err = p.scalar()
+		n.flags |= flagConst
+		n.ext().constVal, err = p.scalar()
 		if err != nil {
 			err = fmt.Errorf("%s: const: %v (only strings, numbers, booleans and null are supported)", locationOf(n), err)
 		}
 	case "pattern":
-		if n.patternS, err = p.str(); err != nil {
+		x := n.ext()
+		if x.patternS, err = p.str(); err != nil {
 			return err
 		}
-		if n.pattern, err = regexp.Compile(n.patternS); err != nil {
+		if x.pattern, err = regexp.Compile(x.patternS); err != nil {
 			err = fmt.Errorf("%s: pattern: %v", locationOf(n), err)
 		}
 	default:
@@ -491,11 +539,11 @@ func resolve(root *Node, ref string) (*Node, error) {
 			}
 			switch tok {
 			case "properties":
-				found = n.props[name]
+				found = n.prop(name)
 			case "$defs":
-				found = n.defs[name]
+				found = n.ext().defs[name]
 			case "patternProperties":
-				for _, pp := range n.patternProps {
+				for _, pp := range n.ext().patternProps {
 					if pp.sch.tok == name {
 						found = pp.sch
 					}
@@ -506,7 +554,7 @@ func resolve(root *Node, ref string) (*Node, error) {
 			if !ok {
 				break
 			}
-			list := map[string][]*Node{"allOf": n.allOf, "anyOf": n.anyOf, "oneOf": n.oneOf}[tok]
+			list := map[string][]*Node{"allOf": n.ext().allOf, "anyOf": n.ext().anyOf, "oneOf": n.ext().oneOf}[tok]
 			if j, err := strconv.Atoi(idx); err == nil && j >= 0 && j < len(list) {
 				found = list[j]
 			}
@@ -515,13 +563,13 @@ func resolve(root *Node, ref string) (*Node, error) {
 		case "additionalProperties":
 			found = n.additional
 		case "propertyNames":
-			found = n.propertyNames
+			found = n.ext().propertyNames
 		case "if":
-			found = n.ifS
+			found = n.ext().ifS
 		case "then":
-			found = n.thenS
+			found = n.ext().thenS
 		case "else":
-			found = n.elseS
+			found = n.ext().elseS
 		}
 		if found == nil {
 			return nil, fmt.Errorf("no schema at %s", ref)

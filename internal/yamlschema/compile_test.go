@@ -109,7 +109,7 @@ func TestLocations(t *testing.T) {
 	if addl.Kind != KindAdditionalProperties || len(addl.InstanceLocation) != 0 || strings.Join(addl.Names, ",") != "c" || strings.Join(addl.Schema.PropertyNames(), ",") != "a/b" {
 		t.Errorf("second error: %v at %q, names %v, known %v", addl.Kind, addl.InstanceLocation, addl.Names, addl.Schema.PropertyNames())
 	}
-	if got := s.Root().props["a/b"].items.Location(); got != "/properties/a~1b/items" {
+	if got := s.Root().prop("a/b").items.Location(); got != "/properties/a~1b/items" {
 		t.Errorf("Location() = %q", got)
 	}
 }

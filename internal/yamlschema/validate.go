@@ -225,12 +225,16 @@ func (val *value) equal(lit any) bool {
 
 // validate checks n against s, appending errors to errs unless quiet.
 func (v *validator) validate(s *Node, n *yaml.Node, errs *[]*Error) bool {
-	if s.boolean != nil {
-		if !*s.boolean {
+	if s.flags&flagBool != 0 {
+		if s.flags&flagTrue == 0 {
 			v.err(errs, &Error{Kind: KindFalse, Schema: s})
 			return false
 		}
 		return true
+	}
+	x := s.x
+	if x == nil {
+		x = &noExtra
 	}
 	val := valueOf(n)
 
@@ -240,14 +244,14 @@ func (v *validator) validate(s *Node, n *yaml.Node, errs *[]*Error) bool {
 			return false
 		}
 	}
-	if s.hasConst && !val.equal(s.constVal) {
-		v.err(errs, &Error{Kind: KindConst, Schema: s, Value: s.constVal})
+	if s.flags&flagConst != 0 && !val.equal(x.constVal) {
+		v.err(errs, &Error{Kind: KindConst, Schema: s, Value: x.constVal})
 		return false
 	}
-	if s.enum != nil {
+	if x.enum != nil {
 		ok := false
-		if s.enumSet&val.t != 0 {
-			for _, e := range s.enum {
+		if x.enumSet&val.t != 0 {
+			for _, e := range x.enum {
 				if val.equal(e) {
 					ok = true
 					break
@@ -255,7 +259,7 @@ func (v *validator) validate(s *Node, n *yaml.Node, errs *[]*Error) bool {
 			}
 		}
 		if !ok {
-			v.err(errs, &Error{Kind: KindEnum, Schema: s, Values: s.enum})
+			v.err(errs, &Error{Kind: KindEnum, Schema: s, Values: x.enum})
 			return false
 		}
 	}
@@ -271,12 +275,12 @@ func (v *validator) validate(s *Node, n *yaml.Node, errs *[]*Error) bool {
 
 	switch val.t {
 	case tObject:
-		if !v.object(s, n, errs) && fail() {
+		if !v.object(s, x, n, errs) && fail() {
 			return false
 		}
 	case tArray:
-		if s.minItems >= 0 && len(n.Content) < s.minItems {
-			v.err(errs, &Error{Kind: KindMinItems, Schema: s, Got: len(n.Content), Want: s.minItems})
+		if x.minItems >= 0 && len(n.Content) < x.minItems {
+			v.err(errs, &Error{Kind: KindMinItems, Schema: s, Got: len(n.Content), Want: x.minItems})
 			if fail() {
 				return false
 			}
@@ -292,16 +296,16 @@ func (v *validator) validate(s *Node, n *yaml.Node, errs *[]*Error) bool {
 			}
 		}
 	case tString:
-		if s.minLength >= 0 {
-			if l := utf8.RuneCountInString(val.s); l < s.minLength {
-				v.err(errs, &Error{Kind: KindMinLength, Schema: s, Got: l, Want: s.minLength})
+		if x.minLength >= 0 {
+			if l := utf8.RuneCountInString(val.s); l < x.minLength {
+				v.err(errs, &Error{Kind: KindMinLength, Schema: s, Got: l, Want: x.minLength})
 				if fail() {
 					return false
 				}
 			}
 		}
-		if s.pattern != nil && !s.pattern.MatchString(val.s) {
-			v.err(errs, &Error{Kind: KindPattern, Schema: s, Pattern: s.patternS})
+		if x.pattern != nil && !x.pattern.MatchString(val.s) {
+			v.err(errs, &Error{Kind: KindPattern, Schema: s, Pattern: x.patternS})
 			if fail() {
 				return false
 			}
@@ -312,10 +316,10 @@ func (v *validator) validate(s *Node, n *yaml.Node, errs *[]*Error) bool {
 			kind Kind
 			bad  func(int) bool
 		}{
-			{s.minimum, KindMinimum, func(c int) bool { return c < 0 }},
-			{s.maximum, KindMaximum, func(c int) bool { return c > 0 }},
-			{s.exclMinimum, KindExclusiveMinimum, func(c int) bool { return c <= 0 }},
-			{s.exclMaximum, KindExclusiveMaximum, func(c int) bool { return c >= 0 }},
+			{x.minimum, KindMinimum, func(c int) bool { return c < 0 }},
+			{x.maximum, KindMaximum, func(c int) bool { return c > 0 }},
+			{x.exclMinimum, KindExclusiveMinimum, func(c int) bool { return c <= 0 }},
+			{x.exclMaximum, KindExclusiveMaximum, func(c int) bool { return c >= 0 }},
 		} {
 			if c.b != nil && c.bad(val.cmp(c.b)) {
 				v.err(errs, &Error{Kind: c.kind, Schema: s, Bound: c.b.rat})
@@ -326,24 +330,24 @@ func (v *validator) validate(s *Node, n *yaml.Node, errs *[]*Error) bool {
 		}
 	}
 
-	for _, sub := range s.allOf {
+	for _, sub := range x.allOf {
 		if !v.validate(sub, n, errs) && fail() {
 			return false
 		}
 	}
-	if s.anyOf != nil && !v.anyOf(s, n, errs) && fail() {
+	if x.anyOf != nil && !v.anyOf(s, n, errs) && fail() {
 		return false
 	}
-	if s.oneOf != nil && !v.oneOf(s, n, errs) && fail() {
+	if x.oneOf != nil && !v.oneOf(s, n, errs) && fail() {
 		return false
 	}
-	if s.ifS != nil {
+	if x.ifS != nil {
 		q := validator{quiet: true, key: v.key}
-		if q.validate(s.ifS, n, nil) {
-			if s.thenS != nil && !v.validate(s.thenS, n, errs) && fail() {
+		if q.validate(x.ifS, n, nil) {
+			if x.thenS != nil && !v.validate(x.thenS, n, errs) && fail() {
 				return false
 			}
-		} else if s.elseS != nil && !v.validate(s.elseS, n, errs) && fail() {
+		} else if x.elseS != nil && !v.validate(x.elseS, n, errs) && fail() {
 			return false
 		}
 	}
@@ -368,7 +372,7 @@ func (v *validator) branch(s *Node, n *yaml.Node) (bool, *Error) {
 
 func (v *validator) anyOf(s *Node, n *yaml.Node, errs *[]*Error) bool {
 	var causes []*Error
-	for _, sub := range s.anyOf {
+	for _, sub := range s.x.anyOf {
 		ok, e := v.branch(sub, n)
 		if ok {
 			return true
@@ -384,7 +388,7 @@ func (v *validator) anyOf(s *Node, n *yaml.Node, errs *[]*Error) bool {
 func (v *validator) oneOf(s *Node, n *yaml.Node, errs *[]*Error) bool {
 	var causes []*Error
 	matched := -1
-	for i, sub := range s.oneOf {
+	for i, sub := range s.x.oneOf {
 		if matched >= 0 {
 			q := validator{quiet: true, key: v.key}
 			if q.validate(sub, n, nil) {
@@ -409,7 +413,7 @@ func (v *validator) oneOf(s *Node, n *yaml.Node, errs *[]*Error) bool {
 
 // object checks the keywords about properties. A key written twice counts
 // once, with its last value (as in a decoded map).
-func (v *validator) object(s *Node, n *yaml.Node, errs *[]*Error) bool {
+func (v *validator) object(s *Node, x *extra, n *yaml.Node, errs *[]*Error) bool {
 	valid := true
 	fail := func() bool {
 		valid = false
@@ -450,14 +454,14 @@ func (v *validator) object(s *Node, n *yaml.Node, errs *[]*Error) bool {
 		return false
 	}
 
-	if s.minProps >= 0 && count < s.minProps {
-		v.err(errs, &Error{Kind: KindMinProperties, Schema: s, Got: count, Want: s.minProps})
+	if x.minProps >= 0 && count < x.minProps {
+		v.err(errs, &Error{Kind: KindMinProperties, Schema: s, Got: count, Want: x.minProps})
 		if fail() {
 			return false
 		}
 	}
-	if s.maxProps >= 0 && count > s.maxProps {
-		v.err(errs, &Error{Kind: KindMaxProperties, Schema: s, Got: count, Want: s.maxProps})
+	if x.maxProps >= 0 && count > x.maxProps {
+		v.err(errs, &Error{Kind: KindMaxProperties, Schema: s, Got: count, Want: x.maxProps})
 		if fail() {
 			return false
 		}
@@ -486,14 +490,14 @@ func (v *validator) object(s *Node, n *yaml.Node, errs *[]*Error) bool {
 		name, val := pairs[i].Value, pairs[i+1]
 		evaluated := false
 		v.loc = append(v.loc, name)
-		if sub, ok := s.props[name]; ok {
+		if sub := s.prop(name); sub != nil {
 			evaluated = true
 			if !v.validate(sub, val, errs) && fail() {
 				v.loc = v.loc[:len(v.loc)-1]
 				return false
 			}
 		}
-		for _, pp := range s.patternProps {
+		for _, pp := range x.patternProps {
 			if pp.re.MatchString(name) {
 				evaluated = true
 				if !v.validate(pp.sch, val, errs) && fail() {
@@ -504,7 +508,7 @@ func (v *validator) object(s *Node, n *yaml.Node, errs *[]*Error) bool {
 		}
 		if !evaluated {
 			switch {
-			case s.addlFalse:
+			case s.flags&flagAddlFalse != 0:
 				if v.quiet {
 					v.loc = v.loc[:len(v.loc)-1]
 					return false
@@ -524,7 +528,7 @@ func (v *validator) object(s *Node, n *yaml.Node, errs *[]*Error) bool {
 		valid = false
 	}
 
-	if s.propertyNames != nil {
+	if x.propertyNames != nil {
 		for i := 0; i < len(pairs); i += 2 {
 			if shadowed(i) {
 				continue
@@ -536,7 +540,7 @@ func (v *validator) object(s *Node, n *yaml.Node, errs *[]*Error) bool {
 			v.loc = append(v.loc, name)
 			wasKey := v.key
 			v.key = true
-			ok := v.validate(s.propertyNames, k, errs)
+			ok := v.validate(x.propertyNames, k, errs)
 			v.key = wasKey
 			v.loc = v.loc[:len(v.loc)-1]
 			if !ok && fail() {
