@@ -145,6 +145,9 @@ func composite(v attribute.Value) bool {
 
 // dupInValue reports whether a map inside v repeats a key.
 func dupInValue(v attribute.Value) bool {
+	if dup, known := dupInFlat(v); known {
+		return dup
+	}
 	switch v.Type() {
 	case attribute.MAP:
 		// AsMap is sorted by key: a repeated key is adjacent.
@@ -200,6 +203,69 @@ func dedupValue(v attribute.Value) attribute.Value {
 		return attribute.SliceValue(vs...)
 	}
 	return v
+}
+
+// attribute.Value keeps the entries of a map (sorted by key) or a slice in
+// an array behind its unexported field "slice", and AsMap and AsSlice copy
+// them into a new slice on every call: for a record from a slog group that
+// copy would be the one allocation the check makes. dupInFlat reads the
+// array in place instead, through reflect (read-only, no unsafe), for the
+// common case of a map or slice of scalars; for nested ones, or if a later
+// attribute.Value is built differently, it leaves the answer to the copies.
+var (
+	valueType                       = reflect.TypeFor[attribute.Value]()
+	keyValueType                    = reflect.TypeFor[attribute.KeyValue]()
+	valueTypeField, valueTypeOK     = fieldIndex(valueType, "vtype", reflect.Int)
+	valueStorageField, valueStoreOK = fieldIndex(valueType, "slice", reflect.Interface)
+	// flatReadable: attribute.Value is built as dupInFlat expects.
+	flatReadable = valueTypeOK && valueStoreOK && keyValueType.NumField() == 2 &&
+		keyValueType.Field(0).Name == "Key" && keyValueType.Field(1).Name == "Value"
+)
+
+func fieldIndex(t reflect.Type, name string, kind reflect.Kind) (int, bool) {
+	f, ok := t.FieldByName(name)
+	if !ok || len(f.Index) != 1 || f.Type.Kind() != kind {
+		return 0, false
+	}
+	return f.Index[0], true
+}
+
+// dupInFlat reports whether v, a map or slice whose entries are all
+// scalars, repeats a key; known is false when it cannot tell without a
+// copy.
+func dupInFlat(v attribute.Value) (dup, known bool) {
+	if !flatReadable {
+		return false, false
+	}
+	arr := reflect.ValueOf(&v).Elem().Field(valueStorageField).Elem()
+	if arr.Kind() != reflect.Array {
+		return false, false
+	}
+	scalar := func(v reflect.Value) bool {
+		t := attribute.Type(v.Field(valueTypeField).Int())
+		return t != attribute.MAP && t != attribute.SLICE
+	}
+	switch {
+	case v.Type() == attribute.MAP && arr.Type().Elem() == keyValueType:
+		for i := range arr.Len() {
+			kv := arr.Index(i)
+			if !scalar(kv.Field(1)) {
+				return false, false
+			}
+			if i > 0 && kv.Field(0).String() == arr.Index(i-1).Field(0).String() {
+				return true, true
+			}
+		}
+		return false, true
+	case v.Type() == attribute.SLICE && arr.Type().Elem() == valueType:
+		for i := range arr.Len() {
+			if !scalar(arr.Index(i)) {
+				return false, false
+			}
+		}
+		return false, true
+	}
+	return false, false
 }
 
 // dedupIfDup is dedupValue for the values that need it, v itself for the

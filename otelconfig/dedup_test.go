@@ -421,12 +421,16 @@ func TestCallerAllowingDuplicates(t *testing.T) {
 	}
 }
 
-// TestSDKFieldsReadable: the SDK version in go.mod still has the fields
-// dedup.go reads; were they renamed, Start would silently fall back to
-// the SDK's slower de-duplication.
-func TestSDKFieldsReadable(t *testing.T) {
+// TestInternalFieldsReadable: the SDK and attribute versions in go.mod
+// still have the fields dedup.go reads; were they renamed, Start would
+// silently fall back to the SDK's slower de-duplication, and the check of
+// group values to a copy.
+func TestInternalFieldsReadable(t *testing.T) {
 	if !sdkFieldsReadable() {
 		t.Fatal("sdklog.LoggerProvider no longer has the fields otelconfig reads; see dedup.go")
+	}
+	if !flatReadable {
+		t.Fatal("attribute.Value no longer has the fields otelconfig reads; see dedup.go")
 	}
 	lp := sdklog.NewLoggerProvider(sdklog.WithAttributeCountLimit(7), sdklog.WithAllowKeyDuplication())
 	if sdkCountLimit(lp) != 7 || !sdkAllowsDup(lp) {
@@ -439,10 +443,13 @@ func TestSDKFieldsReadable(t *testing.T) {
 }
 
 // TestDedupCheckDoesNotAllocate: a record without repeated keys passes
-// the check without an allocation, up to the size compared on the stack.
+// the check without an allocation, up to the size compared on the stack,
+// with map and slice values of scalars (slog groups) too.
 func TestDedupCheckDoesNotAllocate(t *testing.T) {
 	var r log.Record
-	for i := range smallRecord {
+	r.AddAttributes(attribute.Map("group", attribute.Int("a", 1), attribute.String("b", "x"), attribute.Bool("c", true)),
+		attribute.Slice("list", attribute.IntValue(1), attribute.StringValue("x")))
+	for i := range smallRecord - 2 {
 		r.AddAttributes(attribute.String(fmt.Sprintf("k%d", i), "v"))
 	}
 	if n := testing.AllocsPerRun(100, func() {
