@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"go.opentelemetry.io/contrib/bridges/otelslog"
 	"go.opentelemetry.io/contrib/otelconf"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/log"
@@ -164,7 +163,7 @@ func StartConfig(ctx context.Context, cfg *Config, opts ...Option) (*Telemetry, 
 		}
 		var bridge slog.Handler
 		if cfg.Model.LoggerProvider != nil {
-			bridge = otelslog.NewHandler(ScopeName, otelslog.WithLoggerProvider(t.lp))
+			bridge = newBridgeHandler(t.lp)
 		}
 		t.logger = slog.New(newLevelHandler(cfg.LogLevel, bridge, t.console))
 	}
