@@ -22,14 +22,11 @@ func (p *parser) errorf(format string, args ...any) error {
 }
 
 func (p *parser) ws() {
-	for p.pos < len(p.s) {
-		switch p.s[p.pos] {
-		case ' ', '\t', '\n', '\r':
-			p.pos++
-		default:
-			return
-		}
+	s, i := p.s, p.pos
+	for i < len(s) && (s[i] == ' ' || s[i] == '\n' || s[i] == '\t' || s[i] == '\r') {
+		i++
 	}
+	p.pos = i
 }
 
 func (p *parser) peek() byte {
@@ -118,16 +115,16 @@ func (p *parser) array(fn func(i int) error) error {
 func (p *parser) strEnd() (int, bool, error) {
 	escaped := false
 	for i := p.pos; ; {
-		j := strings.IndexAny(p.s[i:], "\"\\")
+		j := strings.IndexByte(p.s[i:], '"')
 		if j < 0 {
 			return 0, false, p.errorf("unterminated string")
 		}
-		i += j
-		if p.s[i] == '"' {
-			return i, escaped, nil
+		b := strings.IndexByte(p.s[i:i+j], '\\')
+		if b < 0 {
+			return i + j, escaped, nil
 		}
 		escaped = true
-		i += 2 // the backslash and the escaped byte
+		i += b + 2 // the backslash and the escaped byte
 		if i > len(p.s) {
 			return 0, false, p.errorf("unterminated string")
 		}
