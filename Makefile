@@ -46,6 +46,8 @@ fuzz:
 	$(GO) test ./otelconfig -run '^$$' -fuzz '^FuzzSubstitute$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./otelconfig -run '^$$' -fuzz '^FuzzOverlay$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./otelconfig -run '^$$' -fuzz '^FuzzSchemaAgrees$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/yamlschema -run '^$$' -fuzz '^FuzzCompile$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/proxy -run '^$$' -fuzz '^FuzzParseTopLevel$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/cli -run '^$$' -fuzz '^FuzzValidateOutput$$' -fuzztime $(FUZZTIME)
 
 # End to end: the services as real processes against a real OpenTelemetry

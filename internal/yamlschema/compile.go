@@ -217,7 +217,46 @@ func Compile(data []byte) (*Schema, error) {
 		}
 		r.n.ref = t
 	}
+	if err := refCycles(c.refs); err != nil {
+		return nil, err
+	}
 	return &Schema{root: root}, nil
+}
+
+// refCycles refuses a $ref that leads back to where it started without
+// going into the document (through $ref, allOf, anyOf, oneOf, if, then or
+// else only): checking any document would recurse for ever.
+func refCycles(refs []ref) error {
+	state := map[*Node]uint8{} // 1: on the current path, 2: done
+	var visit func(n *Node) error
+	visit = func(n *Node) error {
+		switch state[n] {
+		case 1:
+			return fmt.Errorf("%s: $ref cycle that never goes into the document", locationOf(n))
+		case 2:
+			return nil
+		}
+		state[n] = 1
+		next := []*Node{n.ref}
+		if x := n.x; x != nil {
+			next = append(append(append(append(next, x.allOf...), x.anyOf...), x.oneOf...), x.ifS, x.thenS, x.elseS)
+		}
+		for _, m := range next {
+			if m != nil {
+				if err := visit(m); err != nil {
+					return err
+				}
+			}
+		}
+		state[n] = 2
+		return nil
+	}
+	for _, r := range refs {
+		if err := visit(r.n); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 type compiler struct {

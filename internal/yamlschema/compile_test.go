@@ -26,6 +26,8 @@ func TestEmbeddedSchemasCompile(t *testing.T) {
 
 func TestCompileRefuses(t *testing.T) {
 	cases := []struct{ name, schema, want string }{
+		{"$ref to itself", `{"$ref": "#"}`, "$ref cycle"},
+		{"$ref cycle through anyOf", `{"$defs": {"A": {"anyOf": [{"type": "string"}, {"$ref": "#/$defs/A"}]}}, "$ref": "#/$defs/A"}`, "$ref cycle"},
 		{"unknown keyword", `{"type": "object", "unevaluatedProperties": false}`, `keyword "unevaluatedProperties" is not supported`},
 		{"unknown keyword deep", `{"$defs": {"A": {"properties": {"x": {"format": "uri"}}}}}`, `#/$defs/A/properties/x: keyword "format"`},
 		{"not", `{"not": {"type": "string"}}`, `keyword "not"`},
@@ -122,4 +124,32 @@ func BenchmarkCompileOtel(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// FuzzCompile: the schema parser never panics, never accepts what is not
+// JSON, and a schema it accepts checks documents without panicking.
+func FuzzCompile(f *testing.F) {
+	for _, name := range schemas.Names() {
+		b, _ := schemas.Get(name)
+		f.Add(b)
+	}
+	for _, s := range []string{`{}`, `{"type":"object","properties":{"a":{"type":"integer","minimum":1}}}`,
+		`{"$defs":{"A":{"type":"string","pattern":"^a"}},"$ref":"#/$defs/A"}`, `{"enum":[1,"a",null,true,{"k":[]}]}`,
+		`{"description":"\u00e9\ud83d\ude00"}`, `{"type":["string","null"],"minLength":2}`, `[]`, `{"a":`} {
+		f.Add([]byte(s))
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal([]byte("a: 1\nb: [x, {c: null}]\n"), &doc); err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := Compile(data)
+		if err != nil {
+			return
+		}
+		if !json.Valid(data) {
+			t.Fatalf("accepted what is not JSON: %q", data)
+		}
+		_ = s.Validate(doc.Content[0])
+	})
 }
