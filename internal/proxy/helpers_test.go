@@ -6,11 +6,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/otelcfg/otelcfg/internal/telemetrytest"
 	"github.com/otelcfg/otelcfg/otelconfig"
@@ -219,6 +223,28 @@ type fixture struct {
 	up     *fakeUpstream
 	tel    *telemetry
 	client *http.Client
+
+	// The proxy sends a whole answer before its handler has finished (the
+	// outcome log and the end of the server span come after), so chat
+	// waits for the handler of its request to return before tests look at
+	// the telemetry.
+	seq     atomic.Int64
+	mu      sync.Mutex
+	handled map[string]chan struct{}
+}
+
+// fixtureRequestHeader carries the fixture's id of a request.
+const fixtureRequestHeader = "X-Fixture-Request"
+
+func (f *fixture) handledChan(id string) chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ch, ok := f.handled[id]
+	if !ok {
+		ch = make(chan struct{})
+		f.handled[id] = ch
+	}
+	return ch
 }
 
 func testSettings(upstreamURL string) Settings {
@@ -233,7 +259,7 @@ func testSettings(upstreamURL string) Settings {
 
 func newFixture(t testing.TB, handle func(w http.ResponseWriter, r *http.Request, req seen), mod func(*Settings)) *fixture {
 	t.Helper()
-	f := &fixture{tel: newTelemetry(t), up: newFakeUpstream(t, handle)}
+	f := &fixture{tel: newTelemetry(t), up: newFakeUpstream(t, handle), handled: map[string]chan struct{}{}}
 	s := testSettings(f.up.URL)
 	if mod != nil {
 		mod(&s)
@@ -243,7 +269,13 @@ func newFixture(t testing.TB, handle func(w http.ResponseWriter, r *http.Request
 		t.Fatalf("New: %v", err)
 	}
 	f.srv = srv
-	f.front = httptest.NewServer(srv.Handler())
+	h := srv.Handler()
+	f.front = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if id := r.Header.Get(fixtureRequestHeader); id != "" {
+			defer close(f.handledChan(id))
+		}
+		h.ServeHTTP(w, r)
+	}))
 	f.client = f.front.Client()
 	t.Cleanup(func() {
 		f.front.Close()
@@ -272,14 +304,26 @@ func (f *fixture) do(t testing.TB, method, path, body string, hdr map[string]str
 	return resp
 }
 
-// chat posts a chat completion and returns the status, headers and body.
+// chat posts a chat completion and returns the status, headers and body
+// once the proxy's handler has finished with it.
 func (f *fixture) chat(t testing.TB, body string, hdr map[string]string) (int, http.Header, []byte) {
 	t.Helper()
+	id := strconv.FormatInt(f.seq.Add(1), 10)
+	hdr = maps.Clone(hdr)
+	if hdr == nil {
+		hdr = map[string]string{}
+	}
+	hdr[fixtureRequestHeader] = id
 	resp := f.do(t, http.MethodPost, "/v1/chat/completions", body, hdr)
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatal(err)
+	}
+	select {
+	case <-f.handledChan(id):
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the proxy's handler did not return within 10s of the answer")
 	}
 	return resp.StatusCode, resp.Header, b
 }
