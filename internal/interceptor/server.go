@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -107,6 +108,7 @@ func New(s Settings, tel *otelconfig.Telemetry) (*Server, error) {
 		// headers on their own, from a timer goroutine, before its body —
 		// two writes to the socket instead of one for every request.
 		FlushInterval:  0,
+		BufferPool:     copyBuffers{},
 		ModifyResponse: holdShortAnswer,
 		ErrorHandler:   srv.proxyError,
 		ErrorLog:       slog.NewLogLogger(srv.log.Handler(), slog.LevelWarn),
@@ -480,6 +482,22 @@ type recorder struct {
 	hold     bool   // holding the answer: nothing has gone to the client yet
 	heldCode int    // its status, when WriteHeader was called
 	held     []byte // its body so far
+}
+
+// copyBuffers lends ReverseProxy the buffers it copies answers through:
+// without a pool it allocates 32 KiB for every request, most of the
+// interceptor's garbage.
+type copyBuffers struct{}
+
+var copyBufferPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (copyBuffers) Get() []byte { return *copyBufferPool.Get().(*[]byte) }
+
+func (copyBuffers) Put(b []byte) {
+	if cap(b) == 32<<10 {
+		b = b[:cap(b)]
+		copyBufferPool.Put(&b)
+	}
 }
 
 // maxHeldAnswer is the largest answer held whole; larger ones, streams
