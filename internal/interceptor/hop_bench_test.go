@@ -1,0 +1,85 @@
+package interceptor
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+
+	"github.com/otelcfg/otelcfg/examples"
+	"github.com/otelcfg/otelcfg/internal/otlptest"
+	"github.com/otelcfg/otelcfg/otelconfig"
+)
+
+// BenchmarkHop is one chat completion through the interceptor as
+// bin/interceptor runs it: a real listener on loopback, the example
+// otel.yaml with its exporters switched to OTLP/gRPC by
+// OTEL_EXPORTER_OTLP_ENDPOINT (batch processors, a real receiver), the
+// console to io.Discard, and a proxy stand-in on loopback answering a
+// fixed completion. The client, the stand-in and the receiver run in this
+// process too; profile it with -cpuprofile and focus on the interceptor:
+//
+//	go test ./internal/interceptor -run XXX -bench Hop -benchtime 20000x -cpuprofile cpu.out
+//	go tool pprof -top -cum -focus 'otelhttp.*middleware' interceptor.test cpu.out
+func BenchmarkHop(b *testing.B) {
+	rcv, err := otlptest.Start(otlptest.ProtocolGRPC)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rcv.Close()
+	rcv.SetMaxItems(0)
+	tel, err := otelconfig.Start(context.Background(),
+		otelconfig.WithBytes("otel.yaml", examples.OtelYAML),
+		otelconfig.WithEnviron([]string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + rcv.Endpoint()}),
+		otelconfig.WithServiceName(ServiceName),
+		otelconfig.WithoutGlobals(),
+		otelconfig.WithConsole(io.Discard),
+	)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tel.Shutdown(context.Background())
+	answer := []byte(`{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt","choices":[{"index":0,"message":{"role":"assistant","content":"hello"},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6}}`)
+	proxy := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(answer)
+	})}
+	pln, _ := net.Listen("tcp", "127.0.0.1:0")
+	go proxy.Serve(pln)
+	defer proxy.Close()
+
+	s := DefaultSettings()
+	s.Target = "http://" + pln.Addr().String()
+	s.UserID = "bench"
+	srv, err := New(s, tel)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go srv.Serve(ctx, ln)
+	url := "http://" + ln.Addr().String() + "/v1/chat/completions"
+	body := []byte(`{"model":"gpt","messages":[{"role":"user","content":"benchmark the interceptor"}]}`)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	b.ReportAllocs()
+	b.SetParallelism(8) // 16 clients on 2 cores, as in make bench
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			resp, err := client.Post(url, "application/json", bytes.NewReader(body))
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				b.Errorf("status %d", resp.StatusCode)
+				return
+			}
+		}
+	})
+}
