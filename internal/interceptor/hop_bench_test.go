@@ -8,9 +8,7 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/otelcfg/otelcfg/examples"
-	"github.com/otelcfg/otelcfg/internal/otlptest"
-	"github.com/otelcfg/otelcfg/otelconfig"
+	"github.com/otelcfg/otelcfg/internal/telemetrytest"
 )
 
 // BenchmarkHop is one chat completion through the interceptor as
@@ -24,23 +22,7 @@ import (
 //	go test ./internal/interceptor -run XXX -bench Hop -benchtime 20000x -cpuprofile cpu.out
 //	go tool pprof -top -cum -focus 'otelhttp.*middleware' interceptor.test cpu.out
 func BenchmarkHop(b *testing.B) {
-	rcv, err := otlptest.Start(otlptest.ProtocolGRPC)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer rcv.Close()
-	rcv.SetMaxItems(0)
-	tel, err := otelconfig.Start(context.Background(),
-		otelconfig.WithBytes("otel.yaml", examples.OtelYAML),
-		otelconfig.WithEnviron([]string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + rcv.Endpoint()}),
-		otelconfig.WithServiceName(ServiceName),
-		otelconfig.WithoutGlobals(),
-		otelconfig.WithConsole(io.Discard),
-	)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer tel.Shutdown(context.Background())
+	tel := telemetrytest.StartOTLP(b, ServiceName)
 	answer := []byte(`{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt","choices":[{"index":0,"message":{"role":"assistant","content":"hello"},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6}}`)
 	proxy := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
@@ -65,6 +47,7 @@ func BenchmarkHop(b *testing.B) {
 	url := "http://" + ln.Addr().String() + "/v1/chat/completions"
 	body := []byte(`{"model":"gpt","messages":[{"role":"user","content":"benchmark the interceptor"}]}`)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	defer client.CloseIdleConnections()
 	b.ReportAllocs()
 	b.SetParallelism(8) // 16 clients on 2 cores, as in make bench
 	b.RunParallel(func(pb *testing.PB) {
