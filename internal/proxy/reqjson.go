@@ -30,8 +30,20 @@ func (t *topLevel) get(key string) ([]byte, bool) {
 	return nil, false
 }
 
-// hasDuplicates reports whether a key is sent twice.
+// hasDuplicates reports whether a key is sent twice: pairwise for the
+// handful of keys a chat request has, with a set beyond that, so a body of
+// many thousands of keys costs linear time, not quadratic.
 func (t *topLevel) hasDuplicates() bool {
+	if len(t.members) > 16 {
+		seen := make(map[string]struct{}, len(t.members))
+		for _, m := range t.members {
+			if _, ok := seen[m.key]; ok {
+				return true
+			}
+			seen[m.key] = struct{}{}
+		}
+		return false
+	}
 	for i := range t.members {
 		for j := i + 1; j < len(t.members); j++ {
 			if t.members[i].key == t.members[j].key {

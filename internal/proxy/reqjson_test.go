@@ -3,7 +3,9 @@ package proxy
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 )
 
@@ -125,4 +127,27 @@ func FuzzParseTopLevel(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestHasDuplicates covers both ways of looking: pairwise for a few keys,
+// a set for many.
+func TestHasDuplicates(t *testing.T) {
+	for _, n := range []int{3, 16, 17, 5000} {
+		var b bytes.Buffer
+		b.WriteString("{")
+		for i := range n {
+			fmt.Fprintf(&b, `"k%d":%d,`, i, i)
+		}
+		unique := strings.TrimSuffix(b.String(), ",") + "}"
+		withDup := b.String() + `"k0":1}`
+		for body, want := range map[string]bool{unique: false, withDup: true} {
+			req, ok := parseTopLevel([]byte(body))
+			if !ok {
+				t.Fatalf("n=%d: not parsed", n)
+			}
+			if got := req.hasDuplicates(); got != want {
+				t.Errorf("n=%d: hasDuplicates = %v, want %v", n, got, want)
+			}
+		}
+	}
 }
