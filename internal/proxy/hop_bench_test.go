@@ -1,11 +1,8 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
-	"io"
 	"net"
-	"net/http"
 	"testing"
 
 	"github.com/otelcfg/otelcfg/internal/telemetrytest"
@@ -22,42 +19,16 @@ import (
 //	go tool pprof -top -cum -focus 'otelhttp.*middleware' proxy.test cpu.out
 func BenchmarkHop(b *testing.B) {
 	tel := telemetrytest.StartOTLP(b, ServiceName)
-	upBody := []byte(`{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"upstream-gpt","choices":[{"index":0,"message":{"role":"assistant","content":"hello"},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6}}`)
-	up := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(upBody)
-	})}
-	upLn, _ := net.Listen("tcp", "127.0.0.1:0")
-	go up.Serve(upLn)
-	defer up.Close()
-	srv, err := New(testSettings("http://"+upLn.Addr().String()), tel)
+	srv, err := New(testSettings(telemetrytest.ServeCompletion(b)), tel)
 	if err != nil {
 		b.Fatal(err)
 	}
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go srv.Serve(ctx, ln)
-	url := "http://" + ln.Addr().String() + "/v1/chat/completions"
-	body := []byte(chatBody("gpt-test", false, "benchmark the proxy path"))
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
-	defer client.CloseIdleConnections()
-	b.ReportAllocs()
-	b.SetParallelism(8) // 16 clients on 2 cores, as in make bench
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			resp, err := client.Post(url, "application/json", bytes.NewReader(body))
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != 200 {
-				b.Errorf("status %d", resp.StatusCode)
-				return
-			}
-		}
-	})
+	telemetrytest.PostLoop(b, "http://"+ln.Addr().String()+"/v1/chat/completions", []byte(chatBody("gpt-test", false, "benchmark the proxy path")))
 }

@@ -1,6 +1,8 @@
 // Package telemetrytest holds the test scaffolding the services' tests
-// share: a quiet otel.yaml to start Telemetry from, and an in-memory log
-// exporter.
+// share: a quiet otel.yaml to start Telemetry from, an in-memory log
+// exporter, and for their hop benchmarks the default telemetry against a
+// real OTLP receiver, a loopback server answering a completion and the
+// load loop.
 package telemetrytest
 
 import (
