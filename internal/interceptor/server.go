@@ -260,7 +260,10 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, rp *httputil.Re
 			writeError(rec, http.StatusBadGateway, "api_connection_error", f.code, f.text)
 			p = nil
 		}
-		rec.release()
+		if p == nil {
+			// Aborting, a held answer is dropped: nothing of it went out.
+			rec.release()
+		}
 		_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
 		status := rec.status
 		if status == 0 {
